@@ -1,0 +1,145 @@
+import Foundation
+
+/// What to measure and how, from the contract's defaults.
+public struct AnalysisOptions: Sendable, Equatable {
+    public var silenceThresholdDBFS: Double = -40
+    public var silenceMinMs: Int = 500
+    /// Waveform resolution; `nil` gives one pixel per 20 ms (the silence window).
+    public var waveformSamplesPerPixel: Int?
+
+    public init() {}
+}
+
+/// The measuring stage: consumes interleaved 16-bit blocks in order and keeps only running totals,
+/// so it measures a call of any length in constant memory (plus its silence segments and peaks).
+struct Analyzer {
+    let sampleRate: Int
+    let channels: Int
+    let options: AnalysisOptions
+
+    private(set) var frames = 0
+    private var peak: Int32 = 0
+    private var sumSquares: Double = 0
+    private var clipped = 0
+
+    // Silence: the current 20 ms window of the mono mix.
+    private var windowIndex = 0
+    private var windowEnd: Int
+    private var windowStart = 0
+    private var windowSquares: Double = 0
+    private let thresholdPower: Double
+    private var runStart: Int?  // first frame of the current run of silent windows
+    private var segments: [[Int]] = []
+
+    // Waveform: min/max of the mono mix per pixel.
+    private let samplesPerPixel: Int
+    private var pixelCount = 0
+    private var pixelMin = Int.max
+    private var pixelMax = Int.min
+    private var peaks: [Int8] = []
+
+    init(sampleRate: Int, channels: Int, options: AnalysisOptions) {
+        self.sampleRate = sampleRate
+        self.channels = channels
+        self.options = options
+        self.windowEnd = Self.windowBoundary(1, rate: sampleRate)
+        // rms < 32768 · 10^(dB/20)  ⇔  mean square < 32768² · 10^(dB/10)
+        let ref = 32768.0 * pow(10, options.silenceThresholdDBFS / 20)
+        self.thresholdPower = ref * ref
+        self.samplesPerPixel = max(1, options.waveformSamplesPerPixel ?? sampleRate / 50)
+    }
+
+    /// Window k covers frames [⌊k·rate/50⌋, ⌊(k+1)·rate/50⌋): exactly 20 ms on average at any rate.
+    static func windowBoundary(_ k: Int, rate: Int) -> Int { k * rate / 50 }
+
+    mutating func consume(_ block: UnsafeBufferPointer<Int16>) {
+        let n = block.count / channels
+        var i = 0
+        for f in 0..<n {
+            // mono mix: the mean of the channels (kept exact as a sum; divided below)
+            var sum: Int32 = 0
+            for _ in 0..<channels {
+                let s = Int32(block[i])
+                i += 1
+                let a = abs(s)
+                if a > peak { peak = a }
+                if a >= 32767 { clipped += 1 }
+                sumSquares += Double(s * s)
+                sum += s
+            }
+            let mono = channels == 1 ? Double(sum) : Double(sum) / Double(channels)
+            windowSquares += mono * mono
+
+            // waveform (8-bit: the 16-bit value's high byte, as audiowaveform does)
+            let m = Int(channels == 1 ? sum : sum / Int32(channels))
+            if m < pixelMin { pixelMin = m }
+            if m > pixelMax { pixelMax = m }
+            pixelCount += 1
+            if pixelCount == samplesPerPixel { flushPixel() }
+
+            let frame = frames + f + 1
+            if frame == windowEnd { closeWindow(end: frame) }
+        }
+        frames += n
+    }
+
+    private mutating func flushPixel() {
+        peaks.append(Int8(truncatingIfNeeded: pixelMin >> 8))
+        peaks.append(Int8(truncatingIfNeeded: pixelMax >> 8))
+        pixelCount = 0
+        pixelMin = .max
+        pixelMax = .min
+    }
+
+    private mutating func closeWindow(end: Int) {
+        let length = end - windowStart
+        let silent = length > 0 && windowSquares / Double(length) < thresholdPower
+        if silent {
+            if runStart == nil { runStart = windowStart }
+        } else {
+            closeRun(end: windowStart)
+        }
+        windowIndex += 1
+        windowStart = end
+        windowEnd = Self.windowBoundary(windowIndex + 1, rate: sampleRate)
+        windowSquares = 0
+    }
+
+    private mutating func closeRun(end: Int) {
+        guard let start = runStart else { return }
+        runStart = nil
+        let startMs = Measurements.milliseconds(start, rate: sampleRate)
+        let endMs = Measurements.milliseconds(end, rate: sampleRate)
+        if endMs - startMs >= options.silenceMinMs { segments.append([startMs, endMs]) }
+    }
+
+    /// The measurements of everything consumed, and the waveform peaks.
+    mutating func finish() -> (Measurements, Waveform) {
+        if frames > windowStart { closeWindow(end: frames) }  // the last, shorter window
+        closeRun(end: frames)
+        if pixelCount > 0 { flushPixel() }
+
+        let durationMs = Measurements.milliseconds(frames, rate: sampleRate)
+        let total = segments.reduce(0) { $0 + $1[1] - $1[0] }
+        let leading = segments.first.flatMap { $0[0] == 0 ? $0[1] : nil } ?? 0
+        let trailing = segments.last.flatMap { $0[1] == durationMs ? $0[1] - $0[0] : nil } ?? 0
+        let silence = Silence(
+            thresholdDBFS: options.silenceThresholdDBFS, minMs: options.silenceMinMs, totalMs: total,
+            ratio: durationMs > 0 ? Self.round(Double(total) / Double(durationMs), 4) : 0,
+            longestMs: segments.map { $0[1] - $0[0] }.max() ?? 0,
+            leadingMs: leading, trailingMs: trailing, segments: segments)
+        let count = Double(frames * channels)
+        let levels = Levels(
+            peakDBFS: peak > 0 ? Self.round(20 * log10(Double(peak) / 32768), 2) : nil,
+            rmsDBFS: sumSquares > 0 ? Self.round(10 * log10(sumSquares / count / (32768.0 * 32768.0)), 2) : nil,
+            clippedSamples: clipped)
+        let m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
+        let w = Waveform(sampleRate: sampleRate, samplesPerPixel: samplesPerPixel, length: peaks.count / 2, data: peaks)
+        return (m, w)
+    }
+
+    static func round(_ v: Double, _ places: Int) -> Double {
+        let f = pow(10, Double(places))
+        return (v * f).rounded() / f
+    }
+}

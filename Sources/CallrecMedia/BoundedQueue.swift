@@ -1,0 +1,73 @@
+import Foundation
+
+/// A blocking FIFO of fixed capacity between two threads of the pipeline: the producer waits when
+/// it is full (backpressure keeps memory constant), the consumer waits when it is empty. Either side
+/// may close it with an error to stop the other.
+final class BoundedQueue<Element>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private let capacity: Int
+    private var finished = false
+    private(set) var failure: (any Error)?
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Adds an element; returns false if the queue was closed by a failure.
+    @discardableResult
+    func push(_ item: Element) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count >= capacity && failure == nil { condition.wait() }
+        guard failure == nil else { return false }
+        items.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    /// The next element, nil at the end; throws the failure of the other side.
+    func pop() throws -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !finished && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        if items.isEmpty { return nil }
+        let item = items.removeFirst()
+        condition.broadcast()
+        return item
+    }
+
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func fail(_ error: any Error) {
+        condition.lock()
+        if failure == nil { failure = error }
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Runs `body` on a new thread; `join()` waits for it and returns what it returned or threw.
+final class Worker<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, any Error>?
+
+    init(name: String, _ body: @escaping @Sendable () throws -> T) {
+        let thread = Thread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func join() throws -> T {
+        done.wait()
+        return try result!.get()
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// A file being written: buffered appends, in-place patches, fsync. Errors carry the path.
+final class FileOutput {
+    let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private(set) var offset = 0
+    private static let bufferSize = 1 << 16
+
+    /// Creates `path`, which must not exist (`O_EXCL`), mode 0644.
+    init(creating path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw MediaError.posix("cannot create", path) }
+        buffer.reserveCapacity(Self.bufferSize)
+    }
+
+    deinit { close(fd) }
+
+    func write(_ bytes: UnsafePointer<UInt8>, _ count: Int) throws {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: bytes, count: count))
+        offset += count
+        if buffer.count >= Self.bufferSize { try flush() }
+    }
+
+    func flush() throws {
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw MediaError.posix("cannot write", path)
+            }
+            done += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Overwrites bytes already flushed.
+    func pwrite(_ bytes: [UInt8], at position: Int) throws {
+        try flush()
+        let n = bytes.withUnsafeBytes { Foundation.pwrite(fd, $0.baseAddress!, $0.count, off_t(position)) }
+        guard n == bytes.count else { throw MediaError.posix("cannot write", path) }
+    }
+
+    func sync() throws {
+        try flush()
+        guard fsync(fd) == 0 else { throw MediaError.posix("cannot fsync", path) }
+    }
+}
+
+/// fsyncs a directory, so that a rename into it survives a power loss.
+public func syncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw MediaError.posix("cannot open directory", path) }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw MediaError.posix("cannot fsync directory", path) }
+}

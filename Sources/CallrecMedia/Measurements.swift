@@ -1,0 +1,102 @@
+import Foundation
+
+/// Silence on the mono mix, as the contract defines it: consecutive 20 ms windows from the start,
+/// silent when their RMS is below `thresholdDBFS`, gathered into runs of at least `minMs`.
+public struct Silence: Codable, Sendable, Equatable {
+    public var thresholdDBFS: Double
+    public var minMs: Int
+    public var totalMs: Int
+    public var ratio: Double
+    public var longestMs: Int
+    public var leadingMs: Int
+    public var trailingMs: Int
+    public var segments: [[Int]]
+
+    enum CodingKeys: String, CodingKey {
+        case thresholdDBFS = "threshold_dbfs", minMs = "min_ms", totalMs = "total_ms", ratio
+        case longestMs = "longest_ms", leadingMs = "leading_ms", trailingMs = "trailing_ms", segments
+    }
+}
+
+/// Levels over every sample of every channel. A recording of digital silence has no peak or RMS in
+/// dBFS (−∞): those are `nil` (JSON `null`).
+public struct Levels: Codable, Sendable, Equatable {
+    public var peakDBFS: Double?
+    public var rmsDBFS: Double?
+    public var clippedSamples: Int
+
+    enum CodingKeys: String, CodingKey {
+        case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs", clippedSamples = "clipped_samples"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(peakDBFS, forKey: .peakDBFS)  // null, not absent, for −∞
+        try c.encode(rmsDBFS, forKey: .rmsDBFS)
+        try c.encode(clippedSamples, forKey: .clippedSamples)
+    }
+}
+
+/// Everything measured on a recording's samples.
+public struct Measurements: Codable, Sendable, Equatable {
+    public var samples: Int
+    public var sampleRate: Int
+    public var channels: Int
+    public var silence: Silence
+    public var levels: Levels
+
+    /// round(samples × 1000 / sample_rate)
+    public var durationMs: Int { Measurements.milliseconds(samples, rate: sampleRate) }
+
+    static func milliseconds(_ samples: Int, rate: Int) -> Int {
+        guard rate > 0 else { return 0 }
+        return (samples * 1000 * 2 + rate) / (2 * rate)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case samples, sampleRate = "sample_rate", channels, durationMs = "duration_ms", silence, levels
+    }
+
+    public init(samples: Int, sampleRate: Int, channels: Int, silence: Silence, levels: Levels) {
+        self.samples = samples
+        self.sampleRate = sampleRate
+        self.channels = channels
+        self.silence = silence
+        self.levels = levels
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        samples = try c.decode(Int.self, forKey: .samples)
+        sampleRate = try c.decode(Int.self, forKey: .sampleRate)
+        channels = try c.decode(Int.self, forKey: .channels)
+        silence = try c.decode(Silence.self, forKey: .silence)
+        levels = try c.decode(Levels.self, forKey: .levels)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(sampleRate, forKey: .sampleRate)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(silence, forKey: .silence)
+        try c.encode(levels, forKey: .levels)
+    }
+}
+
+/// Waveform peaks in BBC audiowaveform's JSON format, version 2, 8-bit: one (min, max) pair per
+/// pixel of `samplesPerPixel` samples of the mono mix, as peaks.js and wavesurfer.js read them.
+public struct Waveform: Codable, Sendable, Equatable {
+    public var version = 2
+    public var channels = 1
+    public var sampleRate: Int
+    public var samplesPerPixel: Int
+    public var bits = 8
+    public var length: Int
+    public var data: [Int8]
+
+    enum CodingKeys: String, CodingKey {
+        case version, channels, sampleRate = "sample_rate", samplesPerPixel = "samples_per_pixel", bits, length, data
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// The contract's JSON for one recording as far as the media pipeline knows it: what
+/// `callrec transcode --json` prints, and the core of the catalog's recording JSON.
+public struct MediaReport: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
+        public var format: String
+        public var bytes: Int
+        public var sha256: String
+        /// True when the WAV header's sizes were wrong (an unclosed recording) and were recovered.
+        public var recoveredHeader: Bool
+        enum CodingKeys: String, CodingKey { case format, bytes, sha256, recoveredHeader = "recovered_header" }
+    }
+    public struct Opus: Codable, Sendable, Equatable {
+        public var bytes: Int
+        public var bitrate: Int
+        public var sha256: String
+    }
+
+    public var uniqueid: String
+    public var startedAt: String
+    public var samples: Int
+    public var sampleRate: Int
+    public var channels: Int
+    public var durationMs: Int
+    public var source: Source
+    public var opus: Opus
+    public var silence: Silence
+    public var levels: Levels
+
+    enum CodingKeys: String, CodingKey {
+        case uniqueid, startedAt = "started_at", samples, sampleRate = "sample_rate", channels
+        case durationMs = "duration_ms", source, opus, silence, levels
+    }
+
+    public init(_ r: TranscodeResult) {
+        uniqueid = r.tags.uniqueid
+        startedAt = RecordingTags.iso(r.startedAt)
+        samples = r.measurements.samples
+        sampleRate = r.measurements.sampleRate
+        channels = r.measurements.channels
+        durationMs = r.measurements.durationMs
+        source = Source(format: r.source.format.name, bytes: r.source.bytes, sha256: r.sourceSHA256, recoveredHeader: r.source.recoveredHeader)
+        opus = Opus(bytes: r.opus.bytes, bitrate: r.bitrate, sha256: r.opus.sha256)
+        silence = r.measurements.silence
+        levels = r.measurements.levels
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, no escaped slashes: stable output for people and diffs.
+    public static var callrec: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}

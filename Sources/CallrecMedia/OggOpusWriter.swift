@@ -1,0 +1,244 @@
+import COgg
+import COpus
+import Foundation
+
+/// How to encode.
+public struct EncoderOptions: Sendable, Equatable {
+    /// Target bitrate in bits per second (`CALLREC_OPUS_BITRATE`).
+    public var bitrate: Int = 16000
+    /// libopus complexity 0…10 (`CALLREC_OPUS_COMPLEXITY`); see README for how the default was chosen.
+    public var complexity: Int = EncoderOptions.defaultComplexity
+    public static let defaultComplexity = 5
+
+    public init(bitrate: Int = 16000, complexity: Int = EncoderOptions.defaultComplexity) {
+        self.bitrate = bitrate
+        self.complexity = complexity
+    }
+
+    /// Options from `CALLREC_OPUS_BITRATE` and `CALLREC_OPUS_COMPLEXITY`, with the defaults when unset.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> EncoderOptions {
+        var o = EncoderOptions()
+        if let s = env["CALLREC_OPUS_BITRATE"], !s.isEmpty {
+            guard let v = Int(s), (6000...510_000).contains(v) else {
+                throw MediaError(.unsupported, "CALLREC_OPUS_BITRATE must be 6000…510000 bits/s, not '\(s)'")
+            }
+            o.bitrate = v
+        }
+        if let s = env["CALLREC_OPUS_COMPLEXITY"], !s.isEmpty {
+            guard let v = Int(s), (0...10).contains(v) else {
+                throw MediaError(.unsupported, "CALLREC_OPUS_COMPLEXITY must be 0…10, not '\(s)'")
+            }
+            o.complexity = v
+        }
+        return o
+    }
+}
+
+/// Encodes 16-bit PCM with libopus and muxes it with libogg into an Ogg Opus stream (RFC 7845):
+/// 20 ms VoIP frames, OpusHead with the real encoder lookahead as pre-skip and the source's rate,
+/// OpusTags, and a final granule position that trims the stream to exactly the samples given.
+///
+/// Tag values that are only known at the end (the source's SHA-256, a start time computed from the
+/// duration) are written as fixed-width placeholders and patched in place by `finish`.
+final class OggOpusWriter {
+    let encoderRate: Int
+    let channels: Int
+    let frameSize: Int
+    let preSkip: Int  // at 48 kHz
+    private let encoder: OpaquePointer
+    private var stream = ogg_stream_state()
+    private let output: FileOutput
+    private var pending: [Int16]  // samples of the frame being filled (interleaved)
+    private var pendingFrames = 0
+    private var packetCount: Int64 = 0
+    private var packetBuffer = [UInt8](repeating: 0, count: 4000)
+    private var tagsPage: (offset: Int, header: [UInt8], body: [UInt8])?
+    private(set) var samplesIn = 0  // per channel, at the encoder's rate
+
+    /// The vendor string written in OpusTags.
+    static let vendor = "callrec (\(String(cString: opus_get_version_string())))"
+
+    init(output: FileOutput, encoderRate: Int, inputRate: Int, channels: Int, options: EncoderOptions, tags: [(String, String)], serial: Int32) throws {
+        self.output = output
+        self.encoderRate = encoderRate
+        self.channels = channels
+        self.frameSize = encoderRate / 50
+        var err: Int32 = 0
+        guard let enc = opus_encoder_create(Int32(encoderRate), Int32(channels), OPUS_APPLICATION_VOIP, &err), err == OPUS_OK else {
+            throw MediaError(.encoder, "opus_encoder_create failed: \(String(cString: opus_strerror(err)))")
+        }
+        encoder = enc
+        var lookahead: Int32 = 0
+        guard callrec_opus_set_bitrate(enc, Int32(options.bitrate)) == OPUS_OK,
+            callrec_opus_set_complexity(enc, Int32(options.complexity)) == OPUS_OK,
+            callrec_opus_set_signal_voice(enc) == OPUS_OK,
+            callrec_opus_get_lookahead(enc, &lookahead) == OPUS_OK
+        else {
+            opus_encoder_destroy(enc)
+            throw MediaError(.encoder, "opus_encoder_ctl refused bitrate \(options.bitrate) / complexity \(options.complexity)")
+        }
+        self.lookahead = Int(lookahead)
+        self.preSkip = Int(lookahead) * (48000 / encoderRate)
+        pending = []
+        pending.reserveCapacity(frameSize * channels)
+        ogg_stream_init(&stream, serial)
+
+        // RFC 7845 §5.1: OpusHead, alone on the first page.
+        var head = Array("OpusHead".utf8)
+        head.append(1)
+        head.append(UInt8(channels))
+        head.appendLE(UInt16(preSkip))
+        head.appendLE(UInt32(inputRate))
+        head.appendLE(UInt16(0))  // output gain
+        head.append(0)  // channel mapping family 0: mono or stereo
+        try packet(head, bos: true, granule: 0)
+        try flushPages(force: true)
+
+        // §5.2: OpusTags, on its own page(s).
+        var tagsPacket = Array("OpusTags".utf8)
+        let vendor = Array(Self.vendor.utf8)
+        tagsPacket.appendLE(UInt32(vendor.count))
+        tagsPacket += vendor
+        tagsPacket.appendLE(UInt32(tags.count))
+        for (k, v) in tags {
+            let c = Array("\(k)=\(v)".utf8)
+            tagsPacket.appendLE(UInt32(c.count))
+            tagsPacket += c
+        }
+        try packet(tagsPacket, bos: false, granule: 0)
+        let tagsOffset = output.offset
+        var page = ogg_page()
+        var pages = 0
+        while ogg_stream_flush(&stream, &page) != 0 {
+            if pages == 0 {
+                tagsPage = (tagsOffset, Array(UnsafeBufferPointer(start: page.header, count: page.header_len)),
+                            Array(UnsafeBufferPointer(start: page.body, count: page.body_len)))
+            }
+            try output.write(page.header, page.header_len)
+            try output.write(page.body, page.body_len)
+            pages += 1
+        }
+        if pages > 1 { tagsPage = nil }  // tags too large for one page: nothing deferred can be patched
+    }
+
+    private let lookahead: Int
+
+    deinit {
+        opus_encoder_destroy(encoder)
+        ogg_stream_clear(&stream)
+    }
+
+    /// Encodes interleaved samples at the encoder's rate.
+    func write(_ samples: UnsafeBufferPointer<Int16>) throws {
+        var i = 0
+        let perFrame = frameSize * channels
+        samplesIn += samples.count / channels
+        // Whole frames straight from the caller's buffer when nothing is pending.
+        while i < samples.count {
+            if pending.isEmpty && samples.count - i >= perFrame {
+                try encodeFrame(samples.baseAddress! + i)
+                i += perFrame
+            } else {
+                let n = min(perFrame - pending.count, samples.count - i)
+                pending.append(contentsOf: UnsafeBufferPointer(rebasing: samples[i..<i + n]))
+                i += n
+                if pending.count == perFrame {
+                    try pending.withUnsafeBufferPointer { try encodeFrame($0.baseAddress!) }
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+    }
+
+    private func encodeFrame(_ pcm: UnsafePointer<Int16>, last: Bool = false, granule: Int64? = nil) throws {
+        let n = packetBuffer.withUnsafeMutableBufferPointer {
+            opus_encode(encoder, pcm, Int32(frameSize), $0.baseAddress!, Int32($0.count))
+        }
+        guard n > 0 else { throw MediaError(.encoder, "opus_encode failed: \(String(cString: opus_strerror(n)))") }
+        packetCount += 1
+        try packetBuffer.withUnsafeMutableBufferPointer {
+            var op = ogg_packet()
+            op.packet = $0.baseAddress
+            op.bytes = Int(n)
+            op.b_o_s = 0
+            op.e_o_s = last ? 1 : 0
+            op.granulepos = granule ?? packetCount * 960
+            op.packetno = packetCount + 1
+            guard ogg_stream_packetin(&stream, &op) == 0 else { throw MediaError(.encoder, "ogg_stream_packetin failed") }
+        }
+        try flushPages(force: last)
+    }
+
+    private func packet(_ bytes: [UInt8], bos: Bool, granule: Int64) throws {
+        var bytes = bytes
+        try bytes.withUnsafeMutableBufferPointer {
+            var op = ogg_packet()
+            op.packet = $0.baseAddress
+            op.bytes = $0.count
+            op.b_o_s = bos ? 1 : 0
+            op.e_o_s = 0
+            op.granulepos = granule
+            op.packetno = bos ? 0 : 1
+            guard ogg_stream_packetin(&stream, &op) == 0 else { throw MediaError(.encoder, "ogg_stream_packetin failed") }
+        }
+    }
+
+    private func flushPages(force: Bool) throws {
+        var page = ogg_page()
+        while (force ? ogg_stream_flush(&stream, &page) : ogg_stream_pageout(&stream, &page)) != 0 {
+            try output.write(page.header, page.header_len)
+            try output.write(page.body, page.body_len)
+        }
+    }
+
+    /// Encodes the lookahead's worth of padding, ends the stream with a granule position of exactly
+    /// pre-skip + samples, and patches deferred tags. Returns the samples written (encoder rate).
+    func finish(patch: [String: String] = [:]) throws -> Int {
+        let total = samplesIn
+        // Feed zeros until every real sample has come out of the encoder's lookahead; the final
+        // granule position then trims the padding (less than one frame) at the end.
+        let perFrame = frameSize * channels
+        let finalGranule = Int64(preSkip + total * (48000 / encoderRate))
+        var last = false
+        repeat {
+            pending.append(contentsOf: repeatElement(0, count: perFrame - pending.count))
+            last = (Int(packetCount) + 1) * frameSize >= total + lookahead
+            try pending.withUnsafeBufferPointer {
+                try encodeFrame($0.baseAddress!, last: last, granule: last ? finalGranule : nil)
+            }
+            pending.removeAll(keepingCapacity: true)
+        } while !last
+        try output.flush()
+        if !patch.isEmpty { try patchTags(patch) }
+        return total
+    }
+
+    /// Rewrites the values of placeholder tags (same length) in the OpusTags page, with a new CRC.
+    private func patchTags(_ values: [String: String]) throws {
+        guard var (offset, header, body) = tagsPage as (Int, [UInt8], [UInt8])? else {
+            throw MediaError(.encoder, "OpusTags spans pages; cannot patch deferred tags")
+        }
+        for (key, value) in values {
+            let needle = Array("\(key)=".utf8)
+            guard let at = body.firstRange(of: needle) else { continue }
+            let v = Array(value.utf8)
+            let start = at.upperBound
+            guard start + v.count <= body.count else { throw MediaError(.encoder, "tag \(key) does not fit") }
+            body.replaceSubrange(start..<start + v.count, with: v)
+        }
+        header.withUnsafeMutableBufferPointer { h in
+            body.withUnsafeMutableBufferPointer { b in
+                var page = ogg_page(header: h.baseAddress, header_len: h.count, body: b.baseAddress, body_len: b.count)
+                ogg_page_checksum_set(&page)
+            }
+        }
+        try output.pwrite(header + body, at: offset)
+    }
+}
+
+extension [UInt8] {
+    mutating func appendLE(_ v: UInt16) { append(UInt8(v & 0xFF)); append(UInt8(v >> 8)) }
+    mutating func appendLE(_ v: UInt32) {
+        for s in stride(from: 0, to: 32, by: 8) { append(UInt8(v >> UInt32(s) & 0xFF)) }
+    }
+}

@@ -1,0 +1,163 @@
+import COgg
+import COpus
+import Crypto
+import Foundation
+
+/// What an Ogg Opus file holds, found by decoding every packet of it.
+public struct OpusFileInfo: Sendable, Equatable {
+    public var bytes: Int
+    public var sha256: String
+    public var channels: Int
+    /// OpusHead's input sample rate: the source's rate.
+    public var inputSampleRate: Int
+    public var preSkip: Int
+    /// Samples after pre-skip and end trimming, at 48 kHz.
+    public var samples48k: Int
+    public var packets: Int
+    /// The OpusTags comments, keys upper-cased.
+    public var tags: [String: String]
+    public var vendor: String
+
+    /// The samples at `rate` (exact when `rate` divides 48000).
+    public func samples(at rate: Int) -> Int { samples48k * rate / 48000 }
+}
+
+/// Reads an Ogg Opus file from disk in one sequential pass: hashes its bytes, checks its pages
+/// (CRC, sequence, granule positions), parses OpusHead and OpusTags, and decodes every audio packet
+/// with libopus at `decodeRate`. Any damage is a `.verification` error.
+public enum OpusVerifier {
+    public static func inspect(path: String, decodeRate: Int = 48000) throws -> OpusFileInfo {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
+        defer { close(fd) }
+        func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
+
+        var sync = ogg_sync_state()
+        ogg_sync_init(&sync)
+        defer { ogg_sync_clear(&sync) }
+        var stream = ogg_stream_state()
+        var streamSerial: Int32?
+        defer { if streamSerial != nil { ogg_stream_clear(&stream) } }
+
+        var hasher = SHA256()
+        var bytes = 0
+        var head: (channels: Int, preSkip: Int, rate: Int)?
+        var tags: [String: String] = [:]
+        var vendor = ""
+        var decoder: OpaquePointer?
+        defer { if let decoder { opus_decoder_destroy(decoder) } }
+        var pcm = [Int16](repeating: 0, count: 5760 * 2)
+        var packetIndex = 0
+        var packetSamples48 = 0  // sum of audio packet durations at 48 kHz
+        var lastGranule: Int64 = 0
+        var sawEOS = false
+        var lastPageSamples = 0
+
+        while true {
+            guard let buf = ogg_sync_buffer(&sync, 1 << 16) else { throw fail("out of memory") }
+            let n = read(fd, buf, 1 << 16)
+            if n < 0 { throw MediaError.posix("cannot read", path) }
+            if n > 0 {
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: n))
+                bytes += n
+            }
+            ogg_sync_wrote(&sync, n)
+            var page = ogg_page()
+            while true {
+                let r = ogg_sync_pageout(&sync, &page)
+                if r == 0 { break }
+                if r < 0 { throw fail("damaged Ogg page (lost sync) at byte \(bytes)") }
+                if sawEOS { throw fail("data after the end of the stream") }
+                let serial = ogg_page_serialno(&page)
+                if streamSerial == nil {
+                    guard ogg_page_bos(&page) != 0 else { throw fail("first page is not a beginning of stream") }
+                    ogg_stream_init(&stream, serial)
+                    streamSerial = serial
+                } else if serial != streamSerial {
+                    throw fail("more than one logical stream")
+                }
+                guard ogg_stream_pagein(&stream, &page) == 0 else { throw fail("page rejected by libogg") }
+                var pageSamples = 0
+                var packet = ogg_packet()
+                while true {
+                    let pr = ogg_stream_packetout(&stream, &packet)
+                    if pr == 0 { break }
+                    if pr < 0 { throw fail("missing or damaged page before packet \(packetIndex)") }
+                    let data = UnsafeBufferPointer(start: packet.packet, count: packet.bytes)
+                    switch packetIndex {
+                    case 0:
+                        guard data.count >= 19, Array(data[0..<8]) == Array("OpusHead".utf8), data[8] == 1 else {
+                            throw fail("first packet is not an OpusHead")
+                        }
+                        let channels = Int(data[9])
+                        let preSkip = Int(data[10]) | Int(data[11]) << 8
+                        let rate = Int(data[12]) | Int(data[13]) << 8 | Int(data[14]) << 16 | Int(data[15]) << 24
+                        guard data[18] == 0, channels == 1 || channels == 2 else { throw fail("unsupported channel mapping") }
+                        head = (channels, preSkip, rate)
+                        var err: Int32 = 0
+                        decoder = opus_decoder_create(Int32(decodeRate), Int32(channels), &err)
+                        guard err == OPUS_OK, decoder != nil else { throw fail("opus_decoder_create failed") }
+                    case 1:
+                        (vendor, tags) = try parseTags(data, fail: fail)
+                    default:
+                        let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
+                        guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
+                        let got = pcm.withUnsafeMutableBufferPointer {
+                            opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
+                        }
+                        guard got > 0 else {
+                            throw fail("packet \(packetIndex) does not decode: \(String(cString: opus_strerror(got)))")
+                        }
+                        packetSamples48 += n48
+                        pageSamples += n48
+                    }
+                    packetIndex += 1
+                }
+                let granule = ogg_page_granulepos(&page)
+                if packetIndex > 2 && granule >= 0 {
+                    if granule < lastGranule { throw fail("granule positions go backwards") }
+                    lastGranule = granule
+                }
+                if pageSamples > 0 { lastPageSamples = pageSamples }
+                if ogg_page_eos(&page) != 0 { sawEOS = true }
+            }
+            if n == 0 { break }
+        }
+        guard let head else { throw fail(bytes == 0 ? "empty file" : "not an Ogg Opus file") }
+        guard packetIndex >= 2 else { throw fail("no OpusTags") }
+        guard sawEOS else { throw fail("stream does not end (no end-of-stream page)") }
+        let samples48 = Int(lastGranule) - head.preSkip
+        // RFC 7845 §4.4: end trimming removes at most the last page's samples.
+        guard samples48 >= 0, Int(lastGranule) <= packetSamples48,
+            packetSamples48 - Int(lastGranule) < max(lastPageSamples, 1)
+        else { throw fail("final granule position \(lastGranule) does not match \(packetSamples48) samples of packets") }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return OpusFileInfo(
+            bytes: bytes, sha256: digest, channels: head.channels, inputSampleRate: head.rate,
+            preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, vendor: vendor)
+    }
+
+    private static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String]) {
+        guard d.count >= 16, Array(d[0..<8]) == Array("OpusTags".utf8) else { throw fail("second packet is not OpusTags") }
+        var pos = 8
+        func u32() throws -> Int {
+            guard pos + 4 <= d.count else { throw fail("truncated OpusTags") }
+            defer { pos += 4 }
+            return Int(d[pos]) | Int(d[pos + 1]) << 8 | Int(d[pos + 2]) << 16 | Int(d[pos + 3]) << 24
+        }
+        func string(_ n: Int) throws -> String {
+            guard n >= 0, pos + n <= d.count else { throw fail("truncated OpusTags") }
+            defer { pos += n }
+            return String(decoding: d[pos..<pos + n], as: UTF8.self)
+        }
+        let vendor = try string(try u32())
+        var tags: [String: String] = [:]
+        for _ in 0..<(try u32()) {
+            let c = try string(try u32())
+            if let eq = c.firstIndex(of: "=") {
+                tags[c[..<eq].uppercased()] = String(c[c.index(after: eq)...])
+            }
+        }
+        return (vendor, tags)
+    }
+}

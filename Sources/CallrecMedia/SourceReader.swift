@@ -1,0 +1,189 @@
+import CSndFile
+import Foundation
+
+/// What a source holds, known once it is opened.
+public struct SourceInfo: Sendable, Equatable {
+    public var format: SourceFormat
+    public var sampleRate: Int
+    public var channels: Int
+    /// The file's size in bytes.
+    public var bytes: Int
+    /// Whether the header's sizes were wrong and the audio was recovered from the file's size.
+    public var recoveredHeader: Bool
+}
+
+/// Streams a recording's audio as interleaved 16-bit blocks, through libsndfile.
+///
+/// RIFF files are read through libsndfile's virtual I/O over a corrected header (see `RIFFHeader`),
+/// so an unclosed Asterisk recording is decoded in full; raw Asterisk formats are opened as
+/// headerless files of the encoding and rate their extension names.
+final class SourceReader {
+    let info: SourceInfo
+    private let fd: Int32
+    private var file: OpaquePointer?
+    private var virtual: VirtualFile?
+
+    init(path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw MediaError.posix("cannot read", path) }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw MediaError(.unreadable, "\(path) is not a regular file")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
+        self.fd = fd
+        let size = Int(st.st_size)
+        guard size > 0 else {
+            close(fd)
+            throw MediaError(.corrupt, "\(path) is empty")
+        }
+        let format = SourceFormat(fileName: path)
+        var sfinfo = SF_INFO()
+        var recovered = false
+        do {
+            switch format {
+            case .container:
+                let prefix = Self.pread(fd, offset: 0, count: min(size, 1 << 16))
+                let header = try RIFFHeader.parse(prefix: prefix, fileSize: size) { Self.pread(fd, offset: $0, count: $1) }
+                if let header {
+                    recovered = header.recovered
+                    let v = VirtualFile(fd: fd, header: header.patchedHeader, dataOffset: header.dataOffset, dataLength: header.dataLength)
+                    virtual = v
+                    file = v.open(&sfinfo)
+                } else {
+                    file = sf_open_fd(fd, Int32(SFM_READ), &sfinfo, 0)
+                }
+            case .rawGSM, .rawULaw, .rawALaw, .rawLinear:
+                sfinfo.channels = 1
+                switch format {
+                case .rawGSM:
+                    sfinfo.samplerate = 8000
+                    sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_GSM610)
+                case .rawULaw:
+                    sfinfo.samplerate = 8000
+                    sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_ULAW)
+                case .rawALaw:
+                    sfinfo.samplerate = 8000
+                    sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_ALAW)
+                case .rawLinear(let rate):
+                    sfinfo.samplerate = Int32(rate)
+                    sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_LITTLE)
+                case .container: break
+                }
+                file = sf_open_fd(fd, Int32(SFM_READ), &sfinfo, 0)
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        guard let file else {
+            let reason = String(cString: sf_strerror(nil))
+            close(fd)
+            throw MediaError(.corrupt, "\(path) is not audio callrec can read (\(reason))")
+        }
+        let channels = Int(sfinfo.channels)
+        let rate = Int(sfinfo.samplerate)
+        guard channels == 1 || channels == 2 else {
+            sf_close(file)
+            close(fd)
+            throw MediaError(.unsupported, "\(path) has \(channels) channels; callrec stores mono or stereo calls")
+        }
+        guard (MediaLimits.minSampleRate...MediaLimits.maxSampleRate).contains(rate) else {
+            sf_close(file)
+            close(fd)
+            throw MediaError(.unsupported, "\(path) has a sample rate of \(rate) Hz")
+        }
+        self.info = SourceInfo(format: format, sampleRate: rate, channels: channels, bytes: size, recoveredHeader: recovered)
+    }
+
+    deinit {
+        if let file { sf_close(file) }
+        close(fd)
+    }
+
+    /// Reads up to `frames` frames into `buffer` (interleaved); returns the frames read, 0 at the end.
+    func read(into buffer: UnsafeMutablePointer<Int16>, frames: Int) throws -> Int {
+        let n = sf_readf_short(file, buffer, sf_count_t(frames))
+        if n < 0 { throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))") }
+        if n == 0, sf_error(file) != 0 {
+            throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))")
+        }
+        return Int(n)
+    }
+
+    static func pread(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { Foundation.pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n <= 0 { break }
+            done += n
+        }
+        out.removeLast(count - done)
+        return out
+    }
+}
+
+/// A file as libsndfile sees it through virtual I/O: a corrected header, then the audio bytes of the
+/// real file, read in place.
+private final class VirtualFile {
+    let fd: Int32
+    let header: [UInt8]
+    let dataOffset: Int
+    let length: Int
+    var position = 0
+
+    init(fd: Int32, header: [UInt8], dataOffset: Int, dataLength: Int) {
+        self.fd = fd
+        self.header = header
+        self.dataOffset = dataOffset
+        self.length = dataOffset + dataLength
+    }
+
+    func open(_ info: inout SF_INFO) -> OpaquePointer? {
+        var io = SF_VIRTUAL_IO(
+            get_filelen: { ud in VirtualFile.from(ud).getLength() },
+            seek: { offset, whence, ud in VirtualFile.from(ud).seek(Int(offset), whence) },
+            read: { ptr, count, ud in VirtualFile.from(ud).read(ptr!, Int(count)) },
+            write: { _, _, _ in -1 },
+            tell: { ud in sf_count_t(VirtualFile.from(ud).position) })
+        return sf_open_virtual(&io, Int32(SFM_READ), &info, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    static func from(_ ud: UnsafeMutableRawPointer?) -> VirtualFile {
+        Unmanaged<VirtualFile>.fromOpaque(ud!).takeUnretainedValue()
+    }
+
+    func getLength() -> sf_count_t { sf_count_t(length) }
+
+    func seek(_ offset: Int, _ whence: Int32) -> sf_count_t {
+        let target: Int
+        switch whence {
+        case SEEK_SET: target = offset
+        case SEEK_CUR: target = position + offset
+        case SEEK_END: target = length + offset
+        default: return -1
+        }
+        guard target >= 0 else { return -1 }
+        position = target
+        return sf_count_t(position)
+    }
+
+    func read(_ ptr: UnsafeMutableRawPointer, _ count: Int) -> sf_count_t {
+        var done = 0
+        while done < count && position < length {
+            if position < dataOffset {
+                let n = min(count - done, dataOffset - position)
+                header.withUnsafeBytes { (ptr + done).copyMemory(from: $0.baseAddress! + position, byteCount: n) }
+                done += n
+                position += n
+            } else {
+                let n = Foundation.pread(fd, ptr + done, min(count - done, length - position), off_t(position))
+                if n <= 0 { break }
+                done += n
+                position += n
+            }
+        }
+        return sf_count_t(done)
+    }
+}

@@ -1,0 +1,176 @@
+import Crypto
+import Foundation
+
+/// What one run of the pipeline produced.
+public struct TranscodeResult: Sendable {
+    public var source: SourceInfo
+    public var sourceSHA256: String
+    public var measurements: Measurements
+    public var waveform: Waveform
+    public var opus: OpusFileInfo
+    public var bitrate: Int
+    public var startedAt: Date
+    public var tags: RecordingTags
+}
+
+/// The media pipeline: decode → measure → encode → verify, in one pass over the samples.
+///
+/// The decoding thread reads blocks with libsndfile and measures them; the encoding thread resamples
+/// (when needed), encodes and muxes them; a third thread hashes the source file. They meet in a
+/// bounded queue, so memory stays constant however long the call. The Opus file is written under a
+/// temporary name beside `output`, fsynced, decoded back in full and checked sample for sample
+/// before it is renamed into place; on any failure nothing is left at `output`.
+public struct Transcoder: Sendable {
+    public var encoder: EncoderOptions
+    public var analysis: AnalysisOptions
+    static let blockFrames = 8192
+
+    public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions()) {
+        self.encoder = encoder
+        self.analysis = analysis
+    }
+
+    /// The Opus rate the encoder runs at for a source rate: the source's own when Opus takes it,
+    /// else the next one up (48 kHz at most).
+    static func encoderRate(for rate: Int) -> Int {
+        [8000, 12000, 16000, 24000, 48000].first { $0 >= rate } ?? 48000
+    }
+
+    public func transcode(input: String, output: String, tags: RecordingTags) throws -> TranscodeResult {
+        let reader = try SourceReader(path: input)
+        let info = reader.info
+        let rate = Self.encoderRate(for: info.sampleRate)
+        let temp = Self.temporaryPath(for: output)
+        var keep = false
+        defer { if !keep { unlink(temp) } }
+
+        let hashing = Worker(name: "callrec-hash") { try Self.sha256(of: input) }
+        let file = try FileOutput(creating: temp)
+
+        var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]
+        let knownStart = tags.startedAt ?? RecordingTags.epoch(ofUniqueID: tags.uniqueid)
+        tagList.append(("STARTED_AT", knownStart.map(RecordingTags.iso) ?? "0000-00-00T00:00:00Z"))
+        tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
+        if let c = tags.company { tagList.append(("COMPANY", c)) }
+        if let a = tags.agent { tagList.append(("AGENT", a)) }
+        if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
+        tagList.append(("SOURCE_FORMAT", info.format.name))
+        tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
+
+        let writer = try OggOpusWriter(
+            output: file, encoderRate: rate, inputRate: info.sampleRate, channels: info.channels,
+            options: encoder, tags: tagList, serial: Int32(bitPattern: UInt32.random(in: 1...UInt32.max)))
+        let resampler = rate == info.sampleRate ? nil : try Resampler(from: info.sampleRate, to: rate, channels: info.channels)
+
+        // Encoding thread: takes blocks from the queue until the end.
+        let queue = BoundedQueue<[Int16]>(capacity: 8)
+        let box = UncheckedBox((writer, resampler))
+        let encoding = Worker(name: "callrec-encode") {
+            let (writer, resampler) = box.value
+            do {
+                while let block = try queue.pop() {
+                    try block.withUnsafeBufferPointer { buf in
+                        if let resampler {
+                            try resampler.process(buf, end: false) { try writer.write($0) }
+                        } else {
+                            try writer.write(buf)
+                        }
+                    }
+                }
+                if let resampler { try resampler.process(UnsafeBufferPointer(start: nil, count: 0), end: true) { try writer.write($0) } }
+            } catch {
+                queue.fail(error)
+                throw error
+            }
+        }
+
+        // Decoding and measuring, here.
+        var analyzer = Analyzer(sampleRate: info.sampleRate, channels: info.channels, options: analysis)
+        do {
+            while true {
+                var block = [Int16](repeating: 0, count: Self.blockFrames * info.channels)
+                let n = try block.withUnsafeMutableBufferPointer { try reader.read(into: $0.baseAddress!, frames: Self.blockFrames) }
+                if n == 0 { break }
+                if n < Self.blockFrames { block.removeLast((Self.blockFrames - n) * info.channels) }
+                block.withUnsafeBufferPointer { analyzer.consume($0) }
+                guard queue.push(block) else { break }
+            }
+            queue.finish()
+        } catch {
+            queue.fail(error)
+        }
+        let encodeResult = Result { try encoding.join() }
+        let sourceHash = Result { try hashing.join() }
+        if let failure = queue.failure { throw failure }
+        try encodeResult.get()
+        let sha = try sourceHash.get()
+
+        let (measurements, waveform) = analyzer.finish()
+        guard measurements.samples > 0 else {
+            throw MediaError(.corrupt, "\(input) holds no audio")
+        }
+        let startedAt = knownStart ?? Self.modificationTime(input).addingTimeInterval(-Double(measurements.durationMs) / 1000)
+        let encoded = try writer.finish(patch: ["SOURCE_SHA256": sha, "STARTED_AT": RecordingTags.iso(startedAt)])
+        try file.sync()
+
+        // Verify: decode the file on disk and compare with what went in.
+        let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate)
+        let expected48 = encoded * (48000 / rate)
+        guard opus.samples48k == expected48, opus.channels == info.channels else {
+            throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
+        }
+        guard opus.tags["SOURCE_SHA256"] == sha, opus.tags["UNIQUEID"] == tags.uniqueid else {
+            throw MediaError(.verification, "\(output): OpusTags do not read back")
+        }
+        guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
+        keep = true
+        try syncDirectory(Self.directory(of: output))
+
+        var finalTags = tags
+        finalTags.startedAt = startedAt
+        return TranscodeResult(
+            source: info, sourceSHA256: sha, measurements: measurements, waveform: waveform, opus: opus,
+            bitrate: encoder.bitrate, startedAt: startedAt, tags: finalTags)
+    }
+
+    /// A hidden name beside `output`, unique to this run: `.NAME.partial-XXXXXXXX`.
+    public static func temporaryPath(for output: String) -> String {
+        let dir = directory(of: output)
+        let name = output.split(separator: "/").last.map(String.init) ?? output
+        return "\(dir)/.\(name).partial-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func modificationTime(_ path: String) -> Date {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return Date() }
+        return Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
+    }
+
+    /// SHA-256 of a file's bytes, hex.
+    public static func sha256(of path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer, 1 << 20)
+            if n < 0 { throw MediaError.posix("cannot read", path) }
+            if n == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Hands a value that is used by one thread at a time to another thread.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

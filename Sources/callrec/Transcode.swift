@@ -1,0 +1,56 @@
+import ArgumentParser
+import CallrecMedia
+import Foundation
+
+struct Transcode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the media pipeline alone (no catalog): decode, measure, encode Ogg Opus, verify.",
+        discussion: """
+            IN is any recording MixMonitor writes (wav, wav16, WAV, gsm, ulaw/alaw and their alias \
+            extensions, sln*), or any PCM WAV. Encoder settings come from CALLREC_OPUS_BITRATE \
+            (default 16000) and CALLREC_OPUS_COMPLEXITY (default \(EncoderOptions.defaultComplexity)).
+            """)
+
+    @Argument(help: "The recording to read.") var input: String
+    @Argument(help: "The Ogg Opus file to write (replaced atomically).") var output: String
+    @Flag(help: "Print the measurements as JSON.") var json = false
+    @Option(help: ArgumentHelp("Also write waveform peaks (audiowaveform JSON v2).", valueName: "PEAKS.json")) var waveform: String?
+    @Option(help: "The uniqueid to tag (default: the input's file name without extension).") var uniqueid: String?
+
+    func run() async throws {
+        let encoder: EncoderOptions
+        do { encoder = try EncoderOptions.fromEnvironment() } catch { fail("\(error)") }
+        let id = uniqueid ?? Self.stem(input)
+        let result: TranscodeResult
+        do {
+            result = try Transcoder(encoder: encoder).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
+        } catch {
+            fail("\(error)")
+        }
+        if let waveform {
+            do {
+                try JSONEncoder.callrec.encode(result.waveform).write(to: URL(fileURLWithPath: waveform), options: .atomic)
+            } catch { fail("cannot write \(waveform): \(error.localizedDescription)") }
+        }
+        let report = MediaReport(result)
+        if json {
+            try printJSON(report)
+        } else {
+            let s = report.silence
+            print("""
+                \(output): \(report.durationMs) ms, \(report.samples) samples at \(report.sampleRate) Hz, \(report.channels) ch
+                  source \(report.source.format) \(report.source.bytes) B → opus \(report.opus.bytes) B (\(String(format: "%.1f", Double(report.source.bytes) / Double(max(report.opus.bytes, 1))))× smaller)\(report.source.recoveredHeader ? ", header recovered" : "")
+                  levels peak \(Self.db(report.levels.peakDBFS)) dBFS, rms \(Self.db(report.levels.rmsDBFS)) dBFS, \(report.levels.clippedSamples) clipped
+                  silence \(s.totalMs) ms (\(String(format: "%.1f", s.ratio * 100))%), longest \(s.longestMs) ms, leading \(s.leadingMs) ms, trailing \(s.trailingMs) ms
+                """)
+        }
+    }
+
+    static func db(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-inf" }
+
+    static func stem(_ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+        return String(name[..<dot])
+    }
+}
