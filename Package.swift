@@ -35,6 +35,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia"]),
+        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile"]),
     ]
 )

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+@testable import CallrecMedia
+
+/// Every MixMonitor format, transcoded and checked against sox's decoding of the same file.
+struct FormatTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var file: String
+        var rate: Int
+        var channels: Int
+        var samples: Int
+        var format: String
+        /// How sox should read it (raw formats carry no header).
+        var soxType: String?
+        var testDescription: String { file }
+    }
+
+    static let cases: [Case] = [
+        Case(file: "speech.wav", rate: 8000, channels: 1, samples: 48000, format: "wav"),
+        Case(file: "speech.wav16", rate: 16000, channels: 1, samples: 96000, format: "wav", soxType: "wav"),
+        Case(file: "speech.WAV", rate: 8000, channels: 1, samples: 48000, format: "wav"),
+        Case(file: "speech.gsm", rate: 8000, channels: 1, samples: 48000, format: "gsm", soxType: "gsm"),
+        Case(file: "speech.ulaw", rate: 8000, channels: 1, samples: 48000, format: "ulaw", soxType: "ul"),
+        Case(file: "speech.alaw", rate: 8000, channels: 1, samples: 48000, format: "alaw", soxType: "al"),
+        Case(file: "speech.sln", rate: 8000, channels: 1, samples: 48000, format: "sln", soxType: "raw"),
+        Case(file: "speech.sln16", rate: 16000, channels: 1, samples: 96000, format: "sln16", soxType: "raw"),
+        Case(file: "stereo16k.wav", rate: 16000, channels: 2, samples: 32000, format: "wav"),
+        Case(file: "music44k.wav", rate: 44100, channels: 1, samples: 88200, format: "wav"),
+        Case(file: "hd48k-24bit.wav", rate: 48000, channels: 1, samples: 48000, format: "wav"),
+        Case(file: "u8.wav", rate: 8000, channels: 1, samples: 16000, format: "wav"),
+        Case(file: "silence.wav", rate: 8000, channels: 1, samples: 12000, format: "wav"),
+    ]
+
+    @Test(arguments: cases)
+    func transcodesExactly(_ c: Case) throws {
+        let dir = TempDir()
+        let out = dir.file("out.opus")
+        let result = try Transcoder().transcode(input: Paths.fixture(c.file), output: out, tags: RecordingTags(uniqueid: "1732467600.42"))
+        let m = result.measurements
+        #expect(m.samples == c.samples)
+        #expect(m.sampleRate == c.rate)
+        #expect(m.channels == c.channels)
+        #expect(m.durationMs == Int((Double(c.samples) * 1000 / Double(c.rate)).rounded()))
+        #expect(result.source.format.name == c.format)
+
+        // Measurements against the reference computed from sox's decoding of the same file.
+        let rawRate = c.soxType == "raw" ? c.rate : nil
+        let pcm = try soxDecode(Paths.fixture(c.file), type: c.soxType, rate: rawRate)
+        #expect(pcm.count == c.samples * c.channels)
+        let ref = ReferenceMeasurements(pcm: pcm, rate: c.rate, channels: c.channels)
+        #expect(m.silence.segments == ref.segments)
+        #expect(m.silence.totalMs == ref.totalMs)
+        #expect(m.silence.leadingMs == ref.leadingMs)
+        #expect(m.silence.trailingMs == ref.trailingMs)
+        #expect(m.silence.longestMs == ref.longestMs)
+        #expect(m.levels.clippedSamples == ref.clipped)
+        // sox and libsndfile round 24-bit samples to 16 bits differently: allow a hair.
+        let tolerance = c.file.contains("24bit") ? 0.05 : 0.006
+        #expect(abs((m.levels.peakDBFS ?? -999) - (ref.peakDBFS ?? -999)) <= tolerance)
+        #expect(abs((m.levels.rmsDBFS ?? -999) - (ref.rmsDBFS ?? -999)) <= tolerance)
+
+        // The Opus file, read by libopusfile: exact length, right channels, tags.
+        let decoded = try opusfileDecode(out)
+        #expect(decoded.channels == c.channels)
+        let expected48 = Int64((Double(c.samples) * 48000 / Double(c.rate)).rounded())
+        if 48000 % c.rate == 0 {
+            #expect(decoded.total == expected48)
+        } else {
+            #expect(abs(decoded.total - expected48) <= 2, "resampled length \(decoded.total) vs \(expected48)")
+        }
+        #expect(Int64(decoded.pcm.count / c.channels) == decoded.total)
+        #expect(decoded.tags["UNIQUEID"] == "1732467600.42")
+        #expect(decoded.tags["STARTED_AT"] == "2024-11-24T17:00:00Z")
+        #expect(decoded.tags["SOURCE_SHA256"] == result.sourceSHA256)
+        #expect(result.sourceSHA256 == (try Transcoder.sha256(of: Paths.fixture(c.file))))
+        #expect(result.opus.sha256 == (try Transcoder.sha256(of: out)))
+        #expect(dir.contents == ["out.opus"], "no temporary file left behind")
+    }
+
+    /// The encoded audio lines up with the source sample for sample (pre-skip right): the
+    /// decoded speech correlates best with the source at lag 0.
+    @Test func decodedAudioIsAligned() throws {
+        let dir = TempDir()
+        let out = dir.file("a.opus")
+        _ = try Transcoder().transcode(input: Paths.fixture("speech.wav"), output: out, tags: RecordingTags(uniqueid: "x"))
+        let source = try soxDecode(Paths.fixture("speech.wav")).map(Double.init)
+        let decoded48 = try opusfileDecode(out).pcm
+        let decoded = stride(from: 0, to: decoded48.count, by: 6).map { Double(decoded48[$0]) }
+        #expect(decoded.count == source.count)
+        func correlation(_ lag: Int) -> Double {
+            var s = 0.0
+            for i in 200..<(source.count - 200) { s += source[i] * decoded[i + lag] }
+            return s
+        }
+        let best = (-40...40).max { correlation($0) < correlation($1) }
+        #expect(best == 0)
+    }
+
+    /// Asterisk's alias extensions pick the same decoder.
+    @Test(arguments: [("speech.ulaw", ["pcm", "ul", "mu", "ulw"]), ("speech.alaw", ["al", "alw"]), ("speech.sln", ["raw"])])
+    func aliasExtensions(_ source: String, _ extensions: [String]) throws {
+        let dir = TempDir()
+        let reference = try Transcoder().transcode(input: Paths.fixture(source), output: dir.file("ref.opus"), tags: RecordingTags(uniqueid: "r"))
+        for ext in extensions {
+            let copy = dir.file("1732467600.7.\(ext)")
+            try FileManager.default.copyItem(atPath: Paths.fixture(source), toPath: copy)
+            let r = try Transcoder().transcode(input: copy, output: dir.file("\(ext).opus"), tags: RecordingTags(uniqueid: "r"))
+            #expect(r.measurements == reference.measurements, ".\(ext)")
+        }
+    }
+
+    @Test func waveformIsAudiowaveformV2() throws {
+        let dir = TempDir()
+        let r = try Transcoder().transcode(input: Paths.fixture("speech.wav"), output: dir.file("w.opus"), tags: RecordingTags(uniqueid: "w"))
+        let w = r.waveform
+        #expect(w.version == 2 && w.bits == 8 && w.channels == 1)
+        #expect(w.samplesPerPixel == 160)
+        #expect(w.length == 300)
+        #expect(w.data.count == 2 * w.length)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder.callrec.encode(w)) as! [String: Any]
+        #expect(Set(json.keys) == ["version", "channels", "sample_rate", "samples_per_pixel", "bits", "length", "data"])
+        // min ≤ max in every pair, and speech is louder than the pauses.
+        for i in 0..<w.length { #expect(w.data[2 * i] <= w.data[2 * i + 1]) }
+        let pcm = try soxDecode(Paths.fixture("speech.wav"))
+        for px in [10, 60, 150, 250] {
+            let slice = pcm[px * 160..<(px + 1) * 160]
+            #expect(Int(w.data[2 * px]) == Int(slice.min()!) >> 8)
+            #expect(Int(w.data[2 * px + 1]) == Int(slice.max()!) >> 8)
+        }
+    }
+}

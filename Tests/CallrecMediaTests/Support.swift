@@ -1,0 +1,130 @@
+import COpusFile
+import Foundation
+import Testing
+
+@testable import CallrecMedia
+
+/// Paths of the package and its fixtures, from this file's location.
+enum Paths {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let fixtures = root + "/Fixtures/audio"
+    static func fixture(_ name: String) -> String { fixtures + "/" + name }
+    static var binary: String { root + "/.build/debug/callrec" }
+}
+
+/// A fresh directory, removed when the test ends.
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "callrec-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+    var contents: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
+}
+
+/// Runs a program; returns its exit status, stdout and stderr.
+@discardableResult
+func run(_ program: String, _ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: Data, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
+    p.arguments = program.hasPrefix("/") ? args : [program] + args
+    if let environment { p.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
+}
+
+/// The source's samples as sox decodes them (an independent decoder): interleaved Int16.
+func soxDecode(_ path: String, type: String? = nil, rate: Int? = nil) throws -> [Int16] {
+    var args: [String] = ["-D"]
+    if let type { args += ["-t", type] }
+    if let rate { args += ["-r", String(rate), "-c", "1"] }
+    if type == "raw" { args += ["-e", "signed", "-b", "16", "-L"] }
+    args += [path, "-t", "raw", "-e", "signed", "-b", "16", "-L", "-"]
+    let r = try run("sox", args)
+    guard r.status == 0 else { throw MediaError(.corrupt, "sox: \(r.err)") }
+    return r.out.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+}
+
+/// The contract's measurements, computed directly from a whole PCM array: the reference the
+/// streaming `Analyzer` is checked against.
+struct ReferenceMeasurements {
+    var samples: Int
+    var durationMs: Int
+    var segments: [[Int]]
+    var totalMs: Int
+    var leadingMs: Int
+    var trailingMs: Int
+    var longestMs: Int
+    var peakDBFS: Double?
+    var rmsDBFS: Double?
+    var clipped: Int
+
+    init(pcm: [Int16], rate: Int, channels: Int, thresholdDBFS: Double = -40, minMs: Int = 500) {
+        let frames = pcm.count / channels
+        func ms(_ s: Int) -> Int { Int((Double(s) * 1000 / Double(rate)).rounded()) }
+        samples = frames
+        durationMs = ms(frames)
+        let mono: [Double] = (0..<frames).map { f in
+            (0..<channels).reduce(0.0) { $0 + Double(pcm[f * channels + $1]) } / Double(channels)
+        }
+        // 20 ms windows; window k = [k·rate/50, (k+1)·rate/50)
+        var silentWindows: [(Int, Int)] = []
+        var k = 0
+        while k * rate / 50 < frames {
+            let a = k * rate / 50
+            let b = min((k + 1) * rate / 50, frames)
+            let rms = sqrt(mono[a..<b].reduce(0) { $0 + $1 * $1 } / Double(b - a))
+            if rms == 0 || 20 * log10(rms / 32768) < thresholdDBFS { silentWindows.append((a, b)) }
+            k += 1
+        }
+        var runs: [(Int, Int)] = []
+        for w in silentWindows {
+            if let last = runs.last, last.1 == w.0 { runs[runs.count - 1].1 = w.1 } else { runs.append(w) }
+        }
+        segments = runs.map { [ms($0.0), ms($0.1)] }.filter { $0[1] - $0[0] >= minMs }
+        totalMs = segments.reduce(0) { $0 + $1[1] - $1[0] }
+        leadingMs = segments.first.map { $0[0] == 0 ? $0[1] : 0 } ?? 0
+        trailingMs = segments.last.map { $0[1] == ms(frames) ? $0[1] - $0[0] : 0 } ?? 0
+        longestMs = segments.map { $0[1] - $0[0] }.max() ?? 0
+        let peak = pcm.map { abs(Int($0)) }.max() ?? 0
+        peakDBFS = peak == 0 ? nil : 20 * log10(Double(peak) / 32768)
+        let meanSquare = pcm.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(pcm.count, 1))
+        rmsDBFS = meanSquare == 0 ? nil : 10 * log10(meanSquare / (32768.0 * 32768.0))
+        clipped = pcm.filter { abs(Int($0)) >= 32767 }.count
+    }
+}
+
+/// Decodes an Ogg Opus file with libopusfile (an independent reader of RFC 7845: it applies
+/// pre-skip and end trimming itself). Returns the 48 kHz samples (interleaved) and the tags.
+func opusfileDecode(_ path: String) throws -> (pcm: [Int16], channels: Int, total: Int64, tags: [String: String]) {
+    var err: Int32 = 0
+    guard let of = op_open_file(path, &err) else { throw MediaError(.verification, "op_open_file: \(err)") }
+    defer { op_free(of) }
+    let channels = Int(op_channel_count(of, -1))
+    let total = op_pcm_total(of, -1)
+    var tags: [String: String] = [:]
+    if let t = op_tags(of, -1) {
+        for i in 0..<Int(t.pointee.comments) {
+            let c = String(cString: t.pointee.user_comments[i]!)
+            if let eq = c.firstIndex(of: "=") { tags[String(c[..<eq])] = String(c[c.index(after: eq)...]) }
+        }
+    }
+    var pcm: [Int16] = []
+    var buf = [Int16](repeating: 0, count: 5760 * channels)
+    while true {
+        let n = buf.withUnsafeMutableBufferPointer { op_read(of, $0.baseAddress, Int32($0.count), nil) }
+        if n < 0 { throw MediaError(.verification, "op_read: \(n)") }
+        if n == 0 { break }
+        pcm.append(contentsOf: buf[0..<Int(n) * channels])
+    }
+    return (pcm, channels, total, tags)
+}
