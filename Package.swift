@@ -7,10 +7,19 @@ let package = Package(
     products: [
         .executable(name: "callrec", targets: ["callrec"]),
         .library(name: "CallrecMedia", targets: ["CallrecMedia"]),
+        .library(name: "CallrecCatalog", targets: ["CallrecCatalog"]),
+        .library(name: "CallrecIngest", targets: ["CallrecIngest"]),
+        .library(name: "CallrecServer", targets: ["CallrecServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian (libsndfile1-dev, libopus-dev, libogg-dev, libopusfile-dev,
@@ -28,13 +37,46 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "CallrecCatalog",
+            dependencies: [
+                "CallrecMedia",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "CallrecIngest",
+            dependencies: [
+                "CallrecMedia", "CallrecCatalog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "CallrecServer",
+            dependencies: [
+                "CallrecMedia", "CallrecCatalog", "CallrecIngest",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "callrec",
             dependencies: [
-                "CallrecMedia",
+                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile"]),
+        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog"]),
+        .testTarget(
+            name: "CallrecIngestTests",
+            dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecServer", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
     ]
 )

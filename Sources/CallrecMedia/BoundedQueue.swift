@@ -52,11 +52,11 @@ final class BoundedQueue<Element>: @unchecked Sendable {
 }
 
 /// Runs `body` on a new thread; `join()` waits for it and returns what it returned or threw.
-final class Worker<T>: @unchecked Sendable {
+public final class Worker<T>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var result: Result<T, any Error>?
 
-    init(name: String, _ body: @escaping @Sendable () throws -> T) {
+    public init(name: String, _ body: @escaping @Sendable () throws -> T) {
         let thread = Thread { [self] in
             result = Result { try body() }
             done.signal()
@@ -66,7 +66,7 @@ final class Worker<T>: @unchecked Sendable {
         thread.start()
     }
 
-    func join() throws -> T {
+    public func join() throws -> T {
         done.wait()
         return try result!.get()
     }

@@ -12,6 +12,17 @@ public struct Silence: Codable, Sendable, Equatable {
     public var trailingMs: Int
     public var segments: [[Int]]
 
+    public init(thresholdDBFS: Double, minMs: Int, totalMs: Int, ratio: Double, longestMs: Int, leadingMs: Int, trailingMs: Int, segments: [[Int]]) {
+        self.thresholdDBFS = thresholdDBFS
+        self.minMs = minMs
+        self.totalMs = totalMs
+        self.ratio = ratio
+        self.longestMs = longestMs
+        self.leadingMs = leadingMs
+        self.trailingMs = trailingMs
+        self.segments = segments
+    }
+
     enum CodingKeys: String, CodingKey {
         case thresholdDBFS = "threshold_dbfs", minMs = "min_ms", totalMs = "total_ms", ratio
         case longestMs = "longest_ms", leadingMs = "leading_ms", trailingMs = "trailing_ms", segments
@@ -24,6 +35,12 @@ public struct Levels: Codable, Sendable, Equatable {
     public var peakDBFS: Double?
     public var rmsDBFS: Double?
     public var clippedSamples: Int
+
+    public init(peakDBFS: Double?, rmsDBFS: Double?, clippedSamples: Int) {
+        self.peakDBFS = peakDBFS
+        self.rmsDBFS = rmsDBFS
+        self.clippedSamples = clippedSamples
+    }
 
     enum CodingKeys: String, CodingKey {
         case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs", clippedSamples = "clipped_samples"

@@ -36,7 +36,7 @@ public struct MediaError: Error, CustomStringConvertible, Sendable, Equatable {
         }
     }
 
-    static func posix(_ what: String, _ path: String, _ code: Int32 = errno) -> MediaError {
+    public static func posix(_ what: String, _ path: String, _ code: Int32 = errno) -> MediaError {
         let reason = String(cString: strerror(code))
         switch code {
         case ENOENT, ENOTDIR, EISDIR:

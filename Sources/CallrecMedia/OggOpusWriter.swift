@@ -213,18 +213,17 @@ final class OggOpusWriter {
         return total
     }
 
-    /// Rewrites the values of placeholder tags (same length) in the OpusTags page, with a new CRC.
+    /// Rewrites placeholder comments (`KEY=placeholder` → `KEY=value`, same length) in the OpusTags page, with a new CRC.
     private func patchTags(_ values: [String: String]) throws {
         guard var (offset, header, body) = tagsPage as (Int, [UInt8], [UInt8])? else {
             throw MediaError(.encoder, "OpusTags spans pages; cannot patch deferred tags")
         }
-        for (key, value) in values {
-            let needle = Array("\(key)=".utf8)
-            guard let at = body.firstRange(of: needle) else { continue }
+        for (placeholder, value) in values {
+            let needle = Array(placeholder.utf8)
             let v = Array(value.utf8)
-            let start = at.upperBound
-            guard start + v.count <= body.count else { throw MediaError(.encoder, "tag \(key) does not fit") }
-            body.replaceSubrange(start..<start + v.count, with: v)
+            guard v.count == needle.count else { throw MediaError(.encoder, "tag \(value) does not fit its placeholder") }
+            guard let at = body.firstRange(of: needle) else { continue }
+            body.replaceSubrange(at, with: v)
         }
         header.withUnsafeMutableBufferPointer { h in
             body.withUnsafeMutableBufferPointer { b in

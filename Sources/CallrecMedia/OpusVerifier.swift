@@ -16,6 +16,8 @@ public struct OpusFileInfo: Sendable, Equatable {
     public var packets: Int
     /// The OpusTags comments, keys upper-cased.
     public var tags: [String: String]
+    /// Every SOURCE_SHA256 comment in order: one per source part the recording was made of.
+    public var sourceSHA256s: [String]
     public var vendor: String
 
     /// The samples at `rate` (exact when `rate` divides 48000).
@@ -43,6 +45,7 @@ public enum OpusVerifier {
         var bytes = 0
         var head: (channels: Int, preSkip: Int, rate: Int)?
         var tags: [String: String] = [:]
+        var shas: [String] = []
         var vendor = ""
         var decoder: OpaquePointer?
         defer { if let decoder { opus_decoder_destroy(decoder) } }
@@ -98,7 +101,7 @@ public enum OpusVerifier {
                         decoder = opus_decoder_create(Int32(decodeRate), Int32(channels), &err)
                         guard err == OPUS_OK, decoder != nil else { throw fail("opus_decoder_create failed") }
                     case 1:
-                        (vendor, tags) = try parseTags(data, fail: fail)
+                        (vendor, tags, shas) = try parseTags(data, fail: fail)
                     default:
                         let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
                         guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
@@ -134,10 +137,10 @@ public enum OpusVerifier {
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         return OpusFileInfo(
             bytes: bytes, sha256: digest, channels: head.channels, inputSampleRate: head.rate,
-            preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, vendor: vendor)
+            preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, sourceSHA256s: shas, vendor: vendor)
     }
 
-    private static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String]) {
+    private static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String], [String]) {
         guard d.count >= 16, Array(d[0..<8]) == Array("OpusTags".utf8) else { throw fail("second packet is not OpusTags") }
         var pos = 8
         func u32() throws -> Int {
@@ -152,12 +155,16 @@ public enum OpusVerifier {
         }
         let vendor = try string(try u32())
         var tags: [String: String] = [:]
+        var shas: [String] = []
         for _ in 0..<(try u32()) {
             let c = try string(try u32())
             if let eq = c.firstIndex(of: "=") {
-                tags[c[..<eq].uppercased()] = String(c[c.index(after: eq)...])
+                let key = c[..<eq].uppercased()
+                let value = String(c[c.index(after: eq)...])
+                if tags[key] == nil { tags[key] = value }
+                if key == "SOURCE_SHA256" { shas.append(value) }
             }
         }
-        return (vendor, tags)
+        return (vendor, tags, shas)
     }
 }

@@ -19,6 +19,7 @@ public struct SourceInfo: Sendable, Equatable {
 /// headerless files of the encoding and rate their extension names.
 final class SourceReader {
     let info: SourceInfo
+    private(set) var framesRead = 0
     private let fd: Int32
     private var file: OpaquePointer?
     private var virtual: VirtualFile?
@@ -104,6 +105,7 @@ final class SourceReader {
     /// Reads up to `frames` frames into `buffer` (interleaved); returns the frames read, 0 at the end.
     func read(into buffer: UnsafeMutablePointer<Int16>, frames: Int) throws -> Int {
         let n = sf_readf_short(file, buffer, sf_count_t(frames))
+        if n > 0 { framesRead += Int(n) }
         if n < 0 { throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))") }
         if n == 0, sf_error(file) != 0 {
             throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))")

@@ -11,6 +11,19 @@ public struct TranscodeResult: Sendable {
     public var bitrate: Int
     public var startedAt: Date
     public var tags: RecordingTags
+    /// Frames that came from the previous recording when appending (0 otherwise).
+    public var previousSamples: Int
+}
+
+/// A recording already stored, that a later part of the same call is appended to.
+public struct PreviousRecording: Sendable {
+    public var path: String
+    /// The SHA-256 of each source it was made of, in order (its OpusTags' SOURCE_SHA256 values).
+    public var sourceSHA256s: [String]
+    public init(path: String, sourceSHA256s: [String]) {
+        self.path = path
+        self.sourceSHA256s = sourceSHA256s
+    }
 }
 
 /// The media pipeline: decode → measure → encode → verify, in one pass over the samples.
@@ -36,10 +49,23 @@ public struct Transcoder: Sendable {
         [8000, 12000, 16000, 24000, 48000].first { $0 >= rate } ?? 48000
     }
 
-    public func transcode(input: String, output: String, tags: RecordingTags) throws -> TranscodeResult {
-        let reader = try SourceReader(path: input)
-        let info = reader.info
+    /// Transcodes `input` to `output`. With `previous`, the stored recording is decoded and `input`
+    /// is appended to it (MixMonitor's `a` option): the result holds both parts, in order, and its
+    /// tags list every part's SOURCE_SHA256. Measurements are of everything the result holds.
+    public func transcode(input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil) throws -> TranscodeResult {
+        let source = try SourceReader(path: input)
+        let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
+        var reader: any PCMReader = source
+        var previousReader: OpusReader?
+        if let previous {
+            let p = try OpusReader(path: previous.path, rate: rate)
+            guard rate == info.sampleRate else {
+                throw MediaError(.unsupported, "cannot append a \(info.sampleRate) Hz part (not an Opus rate) to a stored recording")
+            }
+            reader = try ConcatReader([p, source])
+            previousReader = p
+        }
         let temp = Self.temporaryPath(for: output)
         var keep = false
         defer { if !keep { unlink(temp) } }
@@ -50,6 +76,9 @@ public struct Transcoder: Sendable {
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]
         let knownStart = tags.startedAt ?? RecordingTags.epoch(ofUniqueID: tags.uniqueid)
         tagList.append(("STARTED_AT", knownStart.map(RecordingTags.iso) ?? "0000-00-00T00:00:00Z"))
+        for sha in previous?.sourceSHA256s ?? [] { tagList.append(("SOURCE_SHA256", sha)) }
+        let shaPlaceholder = "SOURCE_SHA256=" + String(repeating: "0", count: 64)
+        let startPlaceholder = "STARTED_AT=" + (knownStart.map(RecordingTags.iso) ?? "0000-00-00T00:00:00Z")
         tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
         if let c = tags.company { tagList.append(("COMPANY", c)) }
         if let a = tags.agent { tagList.append(("AGENT", a)) }
@@ -110,7 +139,9 @@ public struct Transcoder: Sendable {
             throw MediaError(.corrupt, "\(input) holds no audio")
         }
         let startedAt = knownStart ?? Self.modificationTime(input).addingTimeInterval(-Double(measurements.durationMs) / 1000)
-        let encoded = try writer.finish(patch: ["SOURCE_SHA256": sha, "STARTED_AT": RecordingTags.iso(startedAt)])
+        let encoded = try writer.finish(patch: [
+            shaPlaceholder: "SOURCE_SHA256=" + sha, startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt),
+        ])
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
@@ -119,7 +150,7 @@ public struct Transcoder: Sendable {
         guard opus.samples48k == expected48, opus.channels == info.channels else {
             throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
         }
-        guard opus.tags["SOURCE_SHA256"] == sha, opus.tags["UNIQUEID"] == tags.uniqueid else {
+        guard opus.sourceSHA256s == (previous?.sourceSHA256s ?? []) + [sha], opus.tags["UNIQUEID"] == tags.uniqueid else {
             throw MediaError(.verification, "\(output): OpusTags do not read back")
         }
         guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
@@ -130,7 +161,25 @@ public struct Transcoder: Sendable {
         finalTags.startedAt = startedAt
         return TranscodeResult(
             source: info, sourceSHA256: sha, measurements: measurements, waveform: waveform, opus: opus,
-            bitrate: encoder.bitrate, startedAt: startedAt, tags: finalTags)
+            bitrate: encoder.bitrate, startedAt: startedAt, tags: finalTags,
+            previousSamples: previousReader == nil ? 0 : measurements.samples - source.framesRead)
+    }
+
+    /// Measures a stored Ogg Opus file by decoding it: for a file that lost its catalog row. The
+    /// measurements are of the decoded audio, at the Opus rate it was encoded at.
+    public func analyze(opus path: String) throws -> (Measurements, Waveform, OpusFileInfo) {
+        let info = try OpusVerifier.inspect(path: path)
+        let rate = Self.encoderRate(for: info.inputSampleRate)
+        let reader = try OpusReader(path: path, rate: rate)
+        var analyzer = Analyzer(sampleRate: rate, channels: reader.channels, options: analysis)
+        var block = [Int16](repeating: 0, count: Self.blockFrames * reader.channels)
+        while true {
+            let n = try block.withUnsafeMutableBufferPointer { try reader.read(into: $0.baseAddress!, frames: Self.blockFrames) }
+            if n == 0 { break }
+            block.withUnsafeBufferPointer { analyzer.consume(UnsafeBufferPointer(rebasing: $0[0..<n * reader.channels])) }
+        }
+        let (m, w) = analyzer.finish()
+        return (m, w, info)
     }
 
     /// A hidden name beside `output`, unique to this run: `.NAME.partial-XXXXXXXX`.
@@ -139,6 +188,8 @@ public struct Transcoder: Sendable {
         let name = output.split(separator: "/").last.map(String.init) ?? output
         return "\(dir)/.\(name).partial-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }
+
+    public static func directoryOf(_ path: String) -> String { directory(of: path) }
 
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CallrecMedia
 import Foundation
 
 @main
@@ -6,12 +7,14 @@ struct Callrec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "callrec",
         abstract: "Call recordings of an Asterisk PBX: ingest, measure, store as Ogg Opus, serve.",
-        subcommands: [Transcode.self])
+        discussion: "Settings come from CALLREC_* environment variables (see README); options override them.",
+        subcommands: [Serve.self, Ingest.self, Show.self, List.self, Transcode.self])
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the contract's failure shape.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("callrec: \(message)\n".utf8))
+    let line = message.replacingOccurrences(of: "\n", with: " ")
+    FileHandle.standardError.write(Data("callrec: \(line)\n".utf8))
     exit(code)
 }
 
@@ -21,8 +24,6 @@ func printJSON<T: Encodable>(_ value: T) throws {
     FileHandle.standardOutput.write(data)
 }
 
-import CallrecMedia
-
 extension JSONEncoder {
     static var callrecPretty: JSONEncoder {
         let e = JSONEncoder.callrec
@@ -30,3 +31,6 @@ extension JSONEncoder {
         return e
     }
 }
+
+/// Whether stderr is a terminal (progress is shown only there).
+var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }

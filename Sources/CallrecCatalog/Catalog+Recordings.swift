@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+
+extension Catalog {
+    public func recording(_ uniqueid: String) throws -> RecordingRow? {
+        try pool.read { try RecordingRow.fetchOne($0, key: uniqueid) }
+    }
+
+    public func parts(of uniqueid: String) throws -> [SourcePartRow] {
+        try pool.read {
+            try SourcePartRow.filter(Column("uniqueid") == uniqueid).order(Column("part")).fetchAll($0)
+        }
+    }
+
+    /// The recording that already holds a source file with this SHA-256, if any.
+    public func recordingHolding(sourceSHA256 sha: String) throws -> String? {
+        try pool.read {
+            try String.fetchOne($0, sql: "SELECT uniqueid FROM source_part WHERE sha256 = ? LIMIT 1", arguments: [sha])
+        }
+    }
+
+    public func metadata(for uniqueid: String) throws -> Metadata? {
+        try pool.read { try MetadataRow.fetchOne($0, key: uniqueid)?.metadata }
+    }
+
+    /// Records metadata for a call, before or after its audio; fields left nil are kept.
+    @discardableResult
+    public func setMetadata(_ uniqueid: String, _ m: Metadata, now: Date = Date()) throws -> Metadata {
+        try pool.write { db in
+            let old = try MetadataRow.fetchOne(db, key: uniqueid)?.metadata ?? Metadata()
+            let merged = old.overridden(by: m)
+            try MetadataRow(uniqueid: uniqueid, company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber, updatedAt: Int64(now.timeIntervalSince1970)).save(db)
+            try db.execute(
+                sql: "UPDATE recording SET company = ?, agent = ?, lead_number = ?, updated_at = ? WHERE uniqueid = ?",
+                arguments: [merged.company, merged.agent, merged.leadNumber, Int64(now.timeIntervalSince1970), uniqueid])
+            return merged
+        }
+    }
+
+    /// Commits an ingested (or re-made, after an append) recording in one transaction: its row,
+    /// its source parts and its waveform. A legal hold and the first ingest time survive.
+    public func commit(recording: RecordingRow, parts: [SourcePartRow], waveform: Data) throws {
+        try pool.write { db in
+            var row = recording
+            if let old = try RecordingRow.fetchOne(db, key: row.uniqueid) {
+                row.legalHold = old.legalHold
+                row.ingestedAt = old.ingestedAt
+            }
+            try row.save(db)
+            try SourcePartRow.filter(Column("uniqueid") == row.uniqueid).deleteAll(db)
+            for p in parts { try p.insert(db) }
+            try WaveformRow(uniqueid: row.uniqueid, json: waveform).save(db)
+        }
+    }
+
+    public func quarantine(_ row: QuarantineRow) throws {
+        var row = row
+        try pool.write { try row.insert($0) }
+    }
+
+    public func quarantined() throws -> [QuarantineRow] {
+        try pool.read { try QuarantineRow.order(Column("id")).fetchAll($0) }
+    }
+
+    public func waveform(_ uniqueid: String) throws -> Data? {
+        try pool.read { try WaveformRow.fetchOne($0, key: uniqueid)?.json }
+    }
+
+    public func count() throws -> Int {
+        try pool.read { try RecordingRow.fetchCount($0) }
+    }
+
+    /// Every recording's uniqueid and audio path (for start-up recovery and verify).
+    public func allAudioPaths() throws -> [String: String] {
+        try pool.read { db in
+            var out: [String: String] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT uniqueid, opus_path FROM recording")
+            while let r = try rows.next() { out[r[0]] = r[1] }
+            return out
+        }
+    }
+}
+
+/// A page of `list`: recordings in start order.
+public struct ListQuery: Sendable, Equatable {
+    public var from: Date?
+    public var to: Date?
+    public var company: String?
+    public var agent: String?
+    public var leadNumber: String?
+    public var limit: Int
+    public var cursor: String?
+
+    public init(from: Date? = nil, to: Date? = nil, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, limit: Int = 100, cursor: String? = nil) {
+        self.from = from
+        self.to = to
+        self.company = company
+        self.agent = agent
+        self.leadNumber = leadNumber
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+public struct Page: Sendable {
+    public var items: [RecordingRow]
+    /// Opaque; pass it back as `cursor` for the next page; nil on the last page.
+    public var nextCursor: String?
+}
+
+extension Catalog {
+    public static let maxPageSize = 1000
+
+    public func list(_ q: ListQuery) throws -> Page {
+        let limit = max(1, min(q.limit, Self.maxPageSize))
+        var sql = "SELECT * FROM recording WHERE 1"
+        var args: [any DatabaseValueConvertible] = []
+        if let from = q.from { sql += " AND started_at >= ?"; args.append(Int64(from.timeIntervalSince1970.rounded(.up))) }
+        if let to = q.to { sql += " AND started_at < ?"; args.append(Int64(to.timeIntervalSince1970.rounded(.up))) }
+        if let c = q.company { sql += " AND company = ?"; args.append(c) }
+        if let a = q.agent { sql += " AND agent = ?"; args.append(a) }
+        if let l = q.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        if let cursor = q.cursor {
+            guard let (t, id) = Self.decodeCursor(cursor) else { throw CatalogError("invalid cursor") }
+            sql += " AND (started_at, uniqueid) > (?, ?)"
+            args += [t, id]
+        }
+        sql += " ORDER BY started_at, uniqueid LIMIT ?"
+        args.append(limit + 1)
+        let rows = try pool.read { try RecordingRow.fetchAll($0, sql: sql, arguments: StatementArguments(args)) }
+        let items = Array(rows.prefix(limit))
+        let next = rows.count > limit ? items.last.map { Self.encodeCursor($0.startedAt, $0.uniqueid) } : nil
+        return Page(items: items, nextCursor: next)
+    }
+
+    static func encodeCursor(_ t: Int64, _ id: String) -> String {
+        Data("v1:\(t):\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ s: String) -> (Int64, String)? {
+        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b.count % 4 != 0 { b += "=" }
+        guard let d = Data(base64Encoded: b), let text = String(data: d, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "v1", let t = Int64(parts[1]) else { return nil }
+        return (t, String(parts[2]))
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+
+/// The catalog: one SQLite file in WAL mode, shared by `serve` and every CLI command.
+public final class Catalog: Sendable {
+    public let pool: DatabasePool
+    public let data: DataDirectory
+
+    /// Opens (creating and migrating if needed) the catalog of a data directory.
+    public init(data: DataDirectory) throws {
+        try data.create()
+        var config = Configuration()
+        config.busyMode = .timeout(10)  // the CLI and the server share the file
+        config.label = "callrec.catalog"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: data.catalogPath, configuration: config)
+        } catch {
+            throw CatalogError("cannot open the catalog \(data.catalogPath): \(error)")
+        }
+        self.data = data
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Named migrations: never change one once it has shipped; add a new one.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-recordings") { db in
+            try db.create(table: "recording") { t in
+                t.primaryKey("uniqueid", .text)
+                t.column("started_at", .integer).notNull()  // unix seconds
+                t.column("company", .text)
+                t.column("agent", .text)
+                t.column("lead_number", .text)
+                t.column("samples", .integer).notNull()
+                t.column("sample_rate", .integer).notNull()
+                t.column("channels", .integer).notNull()
+                t.column("duration_ms", .integer).notNull()
+                t.column("source_format", .text).notNull()
+                t.column("source_bytes", .integer).notNull()
+                t.column("source_sha256", .text).notNull()
+                t.column("opus_path", .text).notNull()
+                t.column("opus_bytes", .integer).notNull()
+                t.column("opus_bitrate", .integer).notNull()
+                t.column("opus_sha256", .text).notNull()
+                t.column("silence", .text).notNull()  // the contract's JSON object
+                t.column("peak_dbfs", .double)
+                t.column("rms_dbfs", .double)
+                t.column("clipped_samples", .integer).notNull()
+                t.column("parts", .integer).notNull().defaults(to: 1)
+                t.column("legal_hold", .boolean).notNull().defaults(to: false)
+                t.column("ingested_at", .integer).notNull()
+                t.column("updated_at", .integer).notNull()
+            }
+            try db.create(index: "recording_started_at", on: "recording", columns: ["started_at", "uniqueid"])
+            try db.create(index: "recording_company_started_at", on: "recording", columns: ["company", "started_at", "uniqueid"])
+            try db.create(index: "recording_lead_number", on: "recording", columns: ["lead_number"])
+
+            // Pre-serialised waveform JSON: serving it is a single read.
+            try db.create(table: "waveform") { t in
+                t.primaryKey("uniqueid", .text).references("recording", onDelete: .cascade)
+                t.column("json", .blob).notNull()
+            }
+            // Each source file a recording was made of (MixMonitor's `a` option appends parts).
+            try db.create(table: "source_part") { t in
+                t.column("uniqueid", .text).notNull().references("recording", onDelete: .cascade)
+                t.column("part", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("bytes", .integer).notNull()
+                t.column("format", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("samples", .integer).notNull()
+                t.column("ingested_at", .integer).notNull()
+                t.primaryKey(["uniqueid", "part"])
+            }
+            try db.create(index: "source_part_sha256", on: "source_part", columns: ["sha256"])
+            // Metadata may arrive (PUT …/metadata, or the spool path) before the audio.
+            try db.create(table: "metadata") { t in
+                t.primaryKey("uniqueid", .text)
+                t.column("company", .text)
+                t.column("agent", .text)
+                t.column("lead_number", .text)
+                t.column("updated_at", .integer).notNull()
+            }
+            try db.create(table: "quarantine") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("source_name", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("reason", .text).notNull()
+                t.column("sha256", .text)
+                t.column("bytes", .integer).notNull()
+                t.column("at", .integer).notNull()
+            }
+        }
+        return m
+    }
+}
+
+/// A catalog failure that reaches a user.
+public struct CatalogError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

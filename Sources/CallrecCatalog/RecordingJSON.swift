@@ -1,0 +1,77 @@
+import CallrecMedia
+import Foundation
+
+/// The contract's JSON for one recording (`show --json`, `GET /recordings/<uniqueid>`, webhooks).
+public struct RecordingJSON: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
+        public var format: String
+        public var bytes: Int
+        public var sha256: String
+    }
+    public struct Opus: Codable, Sendable, Equatable {
+        public var bytes: Int
+        public var bitrate: Int
+        public var sha256: String
+    }
+
+    public var uniqueid: String
+    public var company: String?
+    public var agent: String?
+    public var leadNumber: String?
+    public var startedAt: String
+    public var samples: Int
+    public var sampleRate: Int
+    public var channels: Int
+    public var durationMs: Int
+    public var source: Source
+    public var opus: Opus
+    public var silence: Silence
+    public var levels: Levels
+    public var legalHold: Bool
+    /// How many source files (MixMonitor `a` appends) the recording was made of.
+    public var parts: Int
+
+    enum CodingKeys: String, CodingKey {
+        case uniqueid, company, agent, leadNumber = "lead_number", startedAt = "started_at", samples
+        case sampleRate = "sample_rate", channels, durationMs = "duration_ms", source, opus, silence, levels
+        case legalHold = "legal_hold", parts
+    }
+
+    public init(_ row: RecordingRow) {
+        uniqueid = row.uniqueid
+        company = row.company
+        agent = row.agent
+        leadNumber = row.leadNumber
+        startedAt = RecordingTags.iso(row.startedAtDate)
+        samples = row.samples
+        sampleRate = row.sampleRate
+        channels = row.channels
+        durationMs = row.durationMs
+        source = Source(format: row.sourceFormat, bytes: row.sourceBytes, sha256: row.sourceSHA256)
+        opus = Opus(bytes: row.opusBytes, bitrate: row.opusBitrate, sha256: row.opusSHA256)
+        silence = (try? JSONDecoder().decode(Silence.self, from: Data(row.silence.utf8)))
+            ?? Silence(thresholdDBFS: -40, minMs: 500, totalMs: 0, ratio: 0, longestMs: 0, leadingMs: 0, trailingMs: 0, segments: [])
+        levels = Levels(peakDBFS: row.peakDBFS, rmsDBFS: row.rmsDBFS, clippedSamples: row.clippedSamples)
+        legalHold = row.legalHold
+        self.parts = row.parts
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(uniqueid, forKey: .uniqueid)
+        try c.encode(company, forKey: .company)  // null when unknown, never absent
+        try c.encode(agent, forKey: .agent)
+        try c.encode(leadNumber, forKey: .leadNumber)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(sampleRate, forKey: .sampleRate)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(source, forKey: .source)
+        try c.encode(opus, forKey: .opus)
+        try c.encode(silence, forKey: .silence)
+        try c.encode(levels, forKey: .levels)
+        try c.encode(legalHold, forKey: .legalHold)
+        try c.encode(parts, forKey: .parts)
+    }
+}

@@ -1,0 +1,24 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The spool watcher as a `Service` of the application's ServiceGroup: it starts with the group,
+/// and on graceful shutdown stops taking files and waits for the ingests in progress (the HTTP
+/// server, added after it, is shut down first).
+public struct IngestService: Service {
+    public let watcher: SpoolWatcher
+
+    public init(watcher: SpoolWatcher) { self.watcher = watcher }
+
+    public func run() async throws {
+        try watcher.start()
+        try? await gracefulShutdown()
+        let watcher = self.watcher
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                watcher.stop()
+                done.resume()
+            }.start()
+        }
+    }
+}

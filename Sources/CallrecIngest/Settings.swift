@@ -1,0 +1,44 @@
+import CallrecCatalog
+import CallrecMedia
+import Foundation
+
+/// Every setting of callrec, from the environment (`CALLREC_*`) with the contract's defaults;
+/// command-line options override them.
+public struct Settings: Sendable {
+    public var data: DataDirectory
+    public var spool: String
+    public var host: String
+    public var port: Int
+    public var timeZone: TimeZone
+    public var encoder: EncoderOptions
+    public var spoolPattern: String?
+    public var watcher: WatcherOptions
+
+    public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
+        func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let s = value(key) else { return nil }
+            guard let v = Double(s), range.contains(v) else { throw SettingsError("\(key) must be a number in \(range), not '\(s)'") }
+            return v
+        }
+        data = DataDirectory(value("CALLREC_DATA") ?? "./data")
+        spool = value("CALLREC_SPOOL") ?? "./spool"
+        host = value("CALLREC_HOST") ?? "127.0.0.1"
+        port = Int(try number("CALLREC_PORT", 0...65535) ?? 8080)
+        let tz = value("CALLREC_TZ") ?? "UTC"
+        guard let zone = TimeZone(identifier: tz) else { throw SettingsError("CALLREC_TZ '\(tz)' is not an IANA time zone") }
+        timeZone = zone
+        do { encoder = try EncoderOptions.fromEnvironment(env) } catch { throw SettingsError("\(error)") }
+        spoolPattern = value("CALLREC_SPOOL_PATTERN")
+        watcher = WatcherOptions()
+        if let ms = try number("CALLREC_SETTLE_MS", 0...3_600_000) { watcher.settle = ms / 1000 }
+        if let s = try number("CALLREC_SCAN_AGE", 0...86400) { watcher.scanAge = s }
+        if let s = try number("CALLREC_RESCAN_SECONDS", 0.1...86400) { watcher.rescanInterval = s }
+        if let n = try number("CALLREC_WORKERS", 1...256) { watcher.workers = Int(n) }
+    }
+}
+
+public struct SettingsError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

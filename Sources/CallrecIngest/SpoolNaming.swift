@@ -1,0 +1,110 @@
+// CallrecIngest — from the MixMonitor spool into the catalog.
+// Owns: recognising recording names (plain, FreePBX, CALLREC_SPOOL_PATTERN), the crash-safe ingest
+// transaction, start-up recovery, and the watcher that takes each file only once its writer is done.
+
+import CallrecCatalog
+import Foundation
+
+/// What a spool path says about its recording.
+public struct SpoolName: Sendable, Equatable {
+    public var uniqueid: String
+    public var metadata: Metadata
+    public var ext: String
+}
+
+/// Recognises recording names: a configured pattern first (`CALLREC_SPOOL_PATTERN`), then
+/// FreePBX's `<dir>-<to>-<from>-<YYYYMMDD>-<HHMMSS>-<uniqueid>.<ext>`, then `<uniqueid>.<ext>`.
+///
+/// A pattern is the path relative to the spool with placeholders: `{uniqueid}`, `{company}`,
+/// `{agent}`, `{lead_number}`, `{ext}`, `{*}` (anything within one path segment) and `{**}`
+/// (anything, slashes too). A pattern without a `/` matches in any subfolder.
+/// Example: `{company}/{agent}-{lead_number}-{uniqueid}.{ext}`.
+public struct SpoolNaming: Sendable {
+    private let custom: NSRegularExpression?
+    public let pattern: String?
+
+    /// An Asterisk uniqueid: epoch seconds, a dot, a sequence number; optionally `systemname-` before.
+    static let uniqueidRegex = #"(?:[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-)?[0-9]{9,11}\.[0-9]+"#
+    private static let plain = try! NSRegularExpression(pattern: #"^(?:.*/)?(?<uniqueid>"# + uniqueidRegex + #")\.(?<ext>[A-Za-z0-9]+)$"#)
+    private static let freepbx = try! NSRegularExpression(
+        pattern: #"^(?:.*/)?(?<dir>[A-Za-z]+)-(?<to>[^/]*?)-(?<from>[^/]*?)-(?<date>[0-9]{8})-(?<time>[0-9]{6})-(?<uniqueid>"# + uniqueidRegex + #")\.(?<ext>[A-Za-z0-9]+)$"#)
+
+    /// The audio extensions MixMonitor writes; other files in the spool are left alone.
+    public static let audioExtensions: Set<String> = [
+        "wav", "wav16", "WAV", "gsm", "ulaw", "pcm", "ul", "mu", "ulw", "alaw", "al", "alw", "sln", "raw",
+        "sln12", "sln16", "sln24", "sln32", "sln44", "sln48", "sln96", "sln192",
+    ]
+
+    public init(pattern: String? = nil) throws {
+        self.pattern = pattern
+        guard let pattern, !pattern.isEmpty else {
+            custom = nil
+            return
+        }
+        var regex = pattern.contains("/") ? "^" : "^(?:.*/)?"
+        var rest = Substring(pattern)
+        var seen = Set<String>()
+        while let open = rest.firstIndex(of: "{") {
+            regex += NSRegularExpression.escapedPattern(for: String(rest[..<open]))
+            guard let close = rest[open...].firstIndex(of: "}") else { throw SpoolNamingError("unclosed { in CALLREC_SPOOL_PATTERN") }
+            let name = String(rest[rest.index(after: open)..<close])
+            switch name {
+            case "uniqueid": regex += "(?<uniqueid>" + Self.uniqueidRegex + ")"
+            case "company", "agent", "lead_number":
+                guard !seen.contains(name) else { throw SpoolNamingError("{\(name)} appears twice in CALLREC_SPOOL_PATTERN") }
+                regex += "(?<\(name.replacingOccurrences(of: "_", with: ""))>[^/]+?)"
+            case "ext": regex += "(?<ext>[A-Za-z0-9]+)"
+            case "*": regex += "[^/]*?"
+            case "**": regex += ".*?"
+            default: throw SpoolNamingError("unknown placeholder {\(name)} in CALLREC_SPOOL_PATTERN")
+            }
+            seen.insert(name)
+            rest = rest[rest.index(after: close)...]
+        }
+        regex += NSRegularExpression.escapedPattern(for: String(rest)) + "$"
+        guard seen.contains("uniqueid") else { throw SpoolNamingError("CALLREC_SPOOL_PATTERN needs {uniqueid}") }
+        if !seen.contains("ext") && !pattern.contains(".") { throw SpoolNamingError("CALLREC_SPOOL_PATTERN needs {ext}") }
+        custom = try NSRegularExpression(pattern: regex)
+    }
+
+    /// The recording a path (relative to the spool) names, or nil if it names none.
+    public func parse(_ relativePath: String) -> SpoolName? {
+        let range = NSRange(relativePath.startIndex..., in: relativePath)
+        func group(_ m: NSTextCheckingResult, _ name: String) -> String? {
+            let r = m.range(withName: name)
+            guard r.location != NSNotFound, let sr = Range(r, in: relativePath) else { return nil }
+            let v = String(relativePath[sr])
+            return v.isEmpty ? nil : v
+        }
+        func ext(_ m: NSTextCheckingResult) -> String {
+            group(m, "ext") ?? relativePath.split(separator: ".").last.map(String.init) ?? ""
+        }
+        if let custom, let m = custom.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
+            return SpoolName(
+                uniqueid: id, metadata: Metadata(company: group(m, "company"), agent: group(m, "agent"), leadNumber: group(m, "leadnumber")),
+                ext: ext(m))
+        }
+        if let m = Self.freepbx.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
+            // out: to = the number dialled (the lead), from = the agent's extension; in: the reverse.
+            let dir = group(m, "dir")?.lowercased() ?? ""
+            let to = group(m, "to"), from = group(m, "from")
+            let meta = dir == "out" || dir == "external" ? Metadata(agent: from, leadNumber: to) : dir == "in" ? Metadata(agent: to, leadNumber: from) : Metadata()
+            return SpoolName(uniqueid: id, metadata: meta, ext: ext(m))
+        }
+        if let m = Self.plain.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
+            return SpoolName(uniqueid: id, metadata: Metadata(), ext: ext(m))
+        }
+        return nil
+    }
+
+    /// Whether the watcher should consider a file at all: an audio extension, not hidden, not a temp.
+    public static func isCandidate(fileName name: String) -> Bool {
+        guard !name.hasPrefix("."), !name.hasSuffix("~"), let dot = name.lastIndex(of: ".") else { return false }
+        return audioExtensions.contains(String(name[name.index(after: dot)...]))
+    }
+}
+
+public struct SpoolNamingError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ d: String) { description = d }
+}

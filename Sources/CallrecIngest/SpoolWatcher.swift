@@ -1,0 +1,326 @@
+import CallrecMedia
+import Foundation
+import Logging
+import Metrics
+
+/// When a spool file counts as finished.
+public struct WatcherOptions: Sendable {
+    /// After the writer closes a file (inotify IN_CLOSE_WRITE, or a rename into the spool), how
+    /// long it must stay unchanged before it is taken (`CALLREC_SETTLE_MS`, default 2000).
+    public var settle: TimeInterval = 2
+    /// A file found by a scan, with no events seen, is taken once its mtime is this old and it
+    /// stays unchanged (`CALLREC_SCAN_AGE`, seconds, default 120).
+    public var scanAge: TimeInterval = 120
+    /// A file seen being written but never closed (a writer that neither closes nor dies) is
+    /// taken after this long without a change (default 6 hours).
+    public var openTimeout: TimeInterval = 6 * 3600
+    /// How often the whole spool is scanned again, as a safety net (default 30 s).
+    public var rescanInterval: TimeInterval = 30
+    /// Parallel ingests (`CALLREC_WORKERS`, default: the number of cores).
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Back-off after a transient failure: doubling from this, up to `maxBackoff`.
+    public var backoff: TimeInterval = 5
+    public var maxBackoff: TimeInterval = 300
+    var tick: TimeInterval = 0.1
+
+    public init() {}
+}
+
+/// Watches the MixMonitor spool and every folder under it (new ones too), and hands each finished
+/// recording to a bounded pool of workers that run the `Ingestor`.
+///
+/// Readiness comes from inotify close events plus a settle time, from age for files found by a
+/// scan (at start-up, every `rescanInterval`, and after an inotify overflow). Hidden, temporary
+/// and non-audio files, symlinks and anything not a regular file are ignored. Two files of the same
+/// uniqueid are never ingested at once (the later one is appended to the earlier).
+public final class SpoolWatcher: @unchecked Sendable {
+    public let spool: String
+    let ingestor: Ingestor
+    let options: WatcherOptions
+    let logger: Logger
+    /// Called after each ingest (tests and metrics).
+    public var onOutcome: (@Sendable (String, IngestOutcome) -> Void)?
+
+    private struct FileState {
+        var closedAt: Date?
+        var sawEvents = false
+        var lastChange: Date
+        var size: Int = -1
+        var mtime: Double = 0
+        var attempts = 0
+        var retryAt: Date?
+    }
+
+    private let lock = NSLock()
+    private var files: [String: FileState] = [:]
+    private var inFlight: Set<String> = []
+    private var inFlightIDs: Set<String> = []
+    private var watches: [Int32: String] = [:]
+    private var inotifyFD: Int32 = -1
+    private var stopping = false
+    private var loop: Worker<Void>?
+    private var workers: [Worker<Void>] = []
+    private let jobs: BoundedQueueOfPaths
+    private var lastScan = Date.distantPast
+
+    public init(spool: String, ingestor: Ingestor, options: WatcherOptions, logger: Logger) {
+        self.spool = spool.hasSuffix("/") && spool.count > 1 ? String(spool.dropLast()) : spool
+        self.ingestor = ingestor
+        self.options = options
+        self.logger = logger
+        self.jobs = BoundedQueueOfPaths()
+    }
+
+    /// Sets up inotify on the tree, recovers what a crash left, scans, and starts the threads.
+    public func start() throws {
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard inotifyFD >= 0 else { throw MediaError.posix("inotify_init1 on", spool) }
+        addWatchTree(spool)
+        let pending = Set(listSpool().compactMap { ingestor.naming.parse(ingestor.relative($0))?.uniqueid })
+        _ = ingestor.recover(pendingUniqueids: pending)
+        scan(now: Date())
+        for i in 0..<max(1, options.workers) {
+            workers.append(Worker(name: "callrec-ingest-\(i)") { [self] in workerLoop() })
+        }
+        loop = Worker(name: "callrec-watch") { [self] in watchLoop() }
+        logger.info("watching the spool", metadata: ["spool": "\(spool)", "workers": "\(options.workers)"])
+    }
+
+    /// Stops taking new files and waits for the ingests in progress to finish.
+    public func stop() {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        try? loop?.join()
+        jobs.close()
+        for w in workers { try? w.join() }
+        if inotifyFD >= 0 { close(inotifyFD) }
+        inotifyFD = -1
+    }
+
+    /// The number of files waiting or in progress (for tests and /healthz).
+    public var backlog: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return files.count
+    }
+
+    // MARK: - the watch loop
+
+    private func watchLoop() {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            lock.lock()
+            let stop = stopping
+            lock.unlock()
+            if stop { return }
+            var pfd = pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)
+            let r = poll(&pfd, 1, Int32(options.tick * 1000))
+            let now = Date()
+            if r > 0 {
+                let n = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress!, $0.count) }
+                if n > 0 { handleEvents(buffer, count: n, now: now) }
+            }
+            if now.timeIntervalSince(lastScan) >= options.rescanInterval { scan(now: now) }
+            dispatchReady(now: now)
+        }
+    }
+
+    private func handleEvents(_ buffer: [UInt8], count: Int, now: Date) {
+        var offset = 0
+        var rescan = false
+        lock.lock()
+        defer { lock.unlock() }
+        while offset + 16 <= count {
+            let (wd, mask, len) = buffer.withUnsafeBytes { raw in
+                (raw.load(fromByteOffset: offset, as: Int32.self), raw.load(fromByteOffset: offset + 4, as: UInt32.self),
+                 Int(raw.load(fromByteOffset: offset + 12, as: UInt32.self)))
+            }
+            let nameBytes = buffer[(offset + 16)..<min(offset + 16 + len, count)].prefix { $0 != 0 }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            offset += 16 + len
+            if mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                rescan = true
+                continue
+            }
+            if mask & UInt32(IN_IGNORED) != 0 {
+                watches[wd] = nil
+                continue
+            }
+            guard let dir = watches[wd], !name.isEmpty else { continue }
+            let path = dir + "/" + name
+            if mask & UInt32(IN_ISDIR) != 0 {
+                if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, !name.hasPrefix(".") {
+                    lock.unlock()
+                    addWatchTree(path)  // and pick up what was written before the watch existed
+                    scanTree(path, now: now)
+                    lock.lock()
+                }
+                continue
+            }
+            guard SpoolNaming.isCandidate(fileName: name) else { continue }
+            if mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0 {
+                files[path] = nil
+                continue
+            }
+            var state = files[path] ?? FileState(lastChange: now)
+            state.sawEvents = true
+            state.lastChange = now
+            if mask & UInt32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+                state.closedAt = now
+            } else if mask & UInt32(IN_MODIFY | IN_CREATE) != 0 {
+                state.closedAt = nil  // being written (again: MixMonitor's `a` reopens the file)
+            }
+            files[path] = state
+        }
+        if rescan { lastScan = .distantPast }
+    }
+
+    private func dispatchReady(now: Date) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopping, inFlight.count < max(1, options.workers) else { return }
+        // Oldest first, so that the parts of one call are appended in order.
+        let ready = files.filter { path, state in !inFlight.contains(path) && isReady(path: path, state: state, now: now) }
+            .sorted { ($0.value.mtime, $0.key) < ($1.value.mtime, $1.key) }
+        for (path, _) in ready {
+            guard inFlight.count < max(1, options.workers) else { break }
+            let id = ingestor.naming.parse(ingestor.relative(path))?.uniqueid ?? path
+            if inFlightIDs.contains(id) { continue }
+            inFlight.insert(path)
+            inFlightIDs.insert(id)
+            jobs.push(path, id)
+        }
+    }
+
+    /// Whether a file is finished. Called with the lock held; refreshes the file's size and mtime.
+    private func isReady(path: String, state: FileState, now: Date) -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            files[path] = nil  // gone, or a symlink / not a regular file
+            return false
+        }
+        let size = Int(st.st_size)
+        let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        var s = state
+        if size != s.size || mtime != s.mtime {
+            if s.size >= 0 { s.lastChange = now }
+            s.size = size
+            s.mtime = mtime
+            files[path] = s
+        }
+        if let retry = s.retryAt, retry > now { return false }
+        let quiet = now.timeIntervalSince(s.lastChange)
+        if let closed = s.closedAt {
+            return now.timeIntervalSince(closed) >= options.settle && quiet >= options.settle
+        }
+        if s.sawEvents { return quiet >= options.openTimeout }
+        return now.timeIntervalSince1970 - mtime >= options.scanAge && quiet >= options.settle
+    }
+
+    // MARK: - workers
+
+    private func workerLoop() {
+        while let (path, id) = jobs.pop() {
+            let outcome = ingestor.ingest(path: path)
+            let now = Date()
+            lock.lock()
+            inFlight.remove(path)
+            inFlightIDs.remove(id)
+            if case .deferred = outcome, var s = files[path] {
+                s.attempts += 1
+                s.retryAt = now.addingTimeInterval(min(options.maxBackoff, options.backoff * pow(2, Double(s.attempts - 1))))
+                files[path] = s
+            } else {
+                files[path] = nil
+            }
+            lock.unlock()
+            onOutcome?(path, outcome)
+        }
+    }
+
+    // MARK: - scanning
+
+    private func addWatchTree(_ root: String) {
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR) | UInt32(IN_DONT_FOLLOW)
+        var dirs = [root]
+        while let dir = dirs.popLast() {
+            let wd = inotify_add_watch(inotifyFD, dir, mask)
+            if wd >= 0 {
+                lock.lock()
+                watches[wd] = dir
+                lock.unlock()
+            } else {
+                logger.warning("cannot watch a folder; the periodic rescan covers it", metadata: ["folder": "\(dir)", "error": "\(String(cString: strerror(errno)))"])
+            }
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") {
+                var st = stat()
+                let p = dir + "/" + entry
+                if lstat(p, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { dirs.append(p) }
+            }
+        }
+    }
+
+    /// Every candidate file under the spool.
+    private func listSpool() -> [String] { listTree(spool) }
+
+    private func listTree(_ root: String) -> [String] {
+        var out: [String] = []
+        var dirs = [root]
+        while let dir = dirs.popLast() {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") {
+                let p = dir + "/" + entry
+                var st = stat()
+                guard lstat(p, &st) == 0 else { continue }
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: dirs.append(p)
+                case S_IFREG where SpoolNaming.isCandidate(fileName: entry): out.append(p)
+                default: break
+                }
+            }
+        }
+        return out
+    }
+
+    private func scan(now: Date) {
+        lastScan = now
+        scanTree(spool, now: now)
+    }
+
+    private func scanTree(_ root: String, now: Date) {
+        let found = listTree(root)
+        lock.lock()
+        for p in found where files[p] == nil { files[p] = FileState(lastChange: now) }
+        lock.unlock()
+    }
+}
+
+/// The job queue between the watch loop and the workers: never more jobs than workers are
+/// dispatched, so it needs no bound of its own; `close` ends the workers once it is drained.
+final class BoundedQueueOfPaths: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [(String, String)] = []
+    private var closed = false
+
+    func push(_ path: String, _ id: String) {
+        condition.lock()
+        items.append((path, id))
+        condition.signal()
+        condition.unlock()
+    }
+
+    func pop() -> (String, String)? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !closed { condition.wait() }
+        return items.isEmpty ? nil : items.removeFirst()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

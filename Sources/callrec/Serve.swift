@@ -1,0 +1,60 @@
+import ArgumentParser
+import CallrecCatalog
+import CallrecIngest
+import CallrecMedia
+import CallrecServer
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the service: spool watcher, ingest workers and HTTP API; stops cleanly on SIGTERM/SIGINT.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "The MixMonitor spool to watch (default: CALLREC_SPOOL, else ./spool).") var spool: String?
+    @Option(help: "Address to listen on (default: CALLREC_HOST, else 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on, 0 for any (default: CALLREC_PORT, else 8080).") var port: Int?
+
+    func run() async throws {
+        var settings = common.settings()
+        if let spool { settings.spool = spool }
+        if let host { settings.host = host }
+        if let port { settings.port = port }
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = makeLogger("callrec")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let catalog = common.openCatalog(settings)
+        let naming: SpoolNaming
+        do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { fail("\(error)") }
+        let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
+        let ingestor = Ingestor(
+            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: naming, spoolRoot: spoolRoot, logger: logger)
+        let watcher = SpoolWatcher(spool: spoolRoot, ingestor: ingestor, options: settings.watcher, logger: logger)
+        let data = settings.data.root
+        let host = settings.host
+        let frozen = settings
+        let app = CallrecApplication.make(
+            settings: frozen, catalog: catalog, watcher: watcher, registry: registry, logger: logger,
+            onServerRunning: { port in
+                logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
+                if stderrIsTerminal {
+                    FileHandle.standardError.write(Data("""
+                        callrec is listening on http://\(host):\(port) — try: curl http://\(host):\(port)/healthz
+                        Drop a MixMonitor recording (e.g. cp Fixtures/audio/speech.wav \(spoolRoot)/1732467600.42.wav),
+                        then: callrec show 1732467600.42 --data \(data)
+
+                        """.utf8))
+                }
+            })
+        do {
+            try await app.runService()
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
