@@ -72,11 +72,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile"]),
-        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog"]),
-        .testTarget(
-            name: "CallrecIngestTests",
-            dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecServer", .product(name: "HummingbirdTesting", package: "hummingbird")]
-        ),
+        // Paths, temporary directories and subprocesses for every test target.
+        .target(name: "CallrecTestSupport", path: "Tests/CallrecTestSupport"),
+        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
+        // End to end: the built `callrec` binary, a real spool, a real server on loopback.
+        .testTarget(name: "CallrecTests", dependencies: ["CallrecCatalog", "CallrecMedia", "CallrecTestSupport"]),
     ]
 )

@@ -64,10 +64,12 @@ public final class Ingestor: Sendable {
         guard lstat(path, &st) == 0 else { return .skipped(reason: "\(path) was taken meanwhile") }
         do {
             let sha = try Transcoder.sha256(of: path)
-            if let holder = try catalog.recordingHolding(sourceSHA256: sha) {
+            // The same bytes under the same uniqueid: already in. (Two calls may well have identical
+            // bytes — two silent calls of one length — so other uniqueids do not count.)
+            if try catalog.parts(of: id).contains(where: { $0.sha256 == sha }) {
                 try removeSource(path)
-                log.info("already ingested; source removed", metadata: ["recording": "\(holder)"])
-                return .duplicate(uniqueid: holder)
+                log.info("already ingested; source removed")
+                return .duplicate(uniqueid: id)
             }
             var existing = try catalog.recording(id)
             if existing == nil {

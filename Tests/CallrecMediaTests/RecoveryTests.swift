@@ -1,4 +1,5 @@
 import Foundation
+import CallrecTestSupport
 import Testing
 
 @testable import CallrecMedia

@@ -1,0 +1,105 @@
+import CallrecMedia
+import CallrecTestSupport
+import Foundation
+import GRDB
+import Testing
+
+@testable import CallrecCatalog
+
+/// A row as the ingest would commit it, with made-up measurements.
+func sampleRow(_ id: String, startedAt: Int, company: String? = nil, lead: String? = nil) -> RecordingRow {
+    let silence = Silence(thresholdDBFS: -40, minMs: 500, totalMs: 0, ratio: 0, longestMs: 0, leadingMs: 0, trailingMs: 0, segments: [])
+    let m = Measurements(samples: 8000, sampleRate: 8000, channels: 1, silence: silence, levels: Levels(peakDBFS: -3, rmsDBFS: -20, clippedSamples: 0))
+    return RecordingRow(
+        uniqueid: id, startedAt: Date(timeIntervalSince1970: TimeInterval(startedAt)), metadata: Metadata(company: company, leadNumber: lead),
+        measurements: m, source: ("wav", 16044, String(repeating: "a", count: 64)),
+        opusPath: DataDirectory.audioRelativePath(uniqueid: id, startedAt: Date(timeIntervalSince1970: TimeInterval(startedAt))),
+        opus: (2000, 16000, String(repeating: "b", count: 64)), parts: 1, now: Date())
+}
+
+func part(_ id: String, sha: String) -> SourcePartRow {
+    SourcePartRow(uniqueid: id, part: 1, sha256: sha, bytes: 16044, format: "wav", name: "\(id).wav", samples: 8000, ingestedAt: 0)
+}
+
+struct CatalogTests {
+    @Test func commitAndRead() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        let row = sampleRow("1732467600.42", startedAt: 1_732_467_600, company: "42")
+        try catalog.commit(recording: row, parts: [part(row.uniqueid, sha: "s1")], waveform: Data("{}".utf8))
+        #expect(try catalog.recording("1732467600.42") == row)
+        #expect(try catalog.recordingHolding(sourceSHA256: "s1") == "1732467600.42")
+        #expect(try catalog.recordingHolding(sourceSHA256: "s2") == nil)
+        #expect(try catalog.waveform("1732467600.42") == Data("{}".utf8))
+        #expect(row.opusPath == "audio/2024/11/24/1732467600.42.opus")
+        let json = RecordingJSON(row)
+        #expect(json.startedAt == "2024-11-24T17:00:00Z")
+        #expect(json.durationMs == 1000)
+        // A second process (the CLI while serve runs) sees the same file.
+        let other = try Catalog(data: DataDirectory(dir.path))
+        #expect(try other.count() == 1)
+    }
+
+    @Test func metadataBeforeAudio() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        try catalog.setMetadata("1732467600.50", Metadata(company: "7", leadNumber: "5511"))
+        try catalog.setMetadata("1732467600.50", Metadata(agent: "1001"))
+        #expect(try catalog.metadata(for: "1732467600.50") == Metadata(company: "7", agent: "1001", leadNumber: "5511"))
+        try catalog.commit(recording: sampleRow("1732467600.50", startedAt: 1_732_467_600), parts: [], waveform: Data())
+        try catalog.setMetadata("1732467600.50", Metadata(company: "8"))
+        #expect(try catalog.recording("1732467600.50")?.company == "8")
+    }
+
+    @Test func legalHoldSurvivesARecommit() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        var row = sampleRow("1732467600.1", startedAt: 1_732_467_600)
+        try catalog.commit(recording: row, parts: [], waveform: Data())
+        try catalog.pool.write { try $0.execute(sql: "UPDATE recording SET legal_hold = 1") }
+        row.samples = 16000
+        try catalog.commit(recording: row, parts: [], waveform: Data())
+        #expect(try catalog.recording(row.uniqueid)?.legalHold == true)
+        #expect(try catalog.recording(row.uniqueid)?.samples == 16000)
+    }
+
+    @Test func pagesAreStableAndFiltered() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        // 25 calls over three companies, several starting in the same second.
+        for i in 0..<25 {
+            let row = sampleRow("17324676\(String(format: "%02d", i / 3)).\(i)", startedAt: 1_732_467_600 + i / 3, company: "\(i % 3)", lead: i % 5 == 0 ? "5511" : nil)
+            try catalog.commit(recording: row, parts: [], waveform: Data())
+        }
+        var seen: [String] = []
+        var q = ListQuery(limit: 4)
+        repeat {
+            let page = try catalog.list(q)
+            #expect(page.items.count <= 4)
+            seen += page.items.map(\.uniqueid)
+            q.cursor = page.nextCursor
+        } while q.cursor != nil
+        #expect(seen.count == 25)
+        #expect(Set(seen).count == 25)
+        let all = try catalog.list(ListQuery(limit: 100)).items
+        #expect(seen == all.map(\.uniqueid))
+        #expect(all.map(\.startedAt) == all.map(\.startedAt).sorted())
+
+        let company1 = try catalog.list(ListQuery(company: "1", limit: 100)).items
+        #expect(company1.count == 8 && company1.allSatisfy { $0.company == "1" })
+        let range = try catalog.list(ListQuery(from: Date(timeIntervalSince1970: 1_732_467_601), to: Date(timeIntervalSince1970: 1_732_467_603), limit: 100)).items
+        #expect(range.count == 6)
+        #expect(try catalog.list(ListQuery(leadNumber: "5511", limit: 100)).items.count == 5)
+        #expect(throws: CatalogError.self) { try catalog.list(ListQuery(cursor: "not-a-cursor")) }
+    }
+
+    @Test func migrationsAreIdempotent() throws {
+        let dir = TempDir()
+        _ = try Catalog(data: DataDirectory(dir.path))
+        let again = try Catalog(data: DataDirectory(dir.path))
+        let applied = try again.pool.read { try Catalog.migrator.appliedMigrations($0) }
+        #expect(applied == ["v1-recordings"])
+        let indexes = try again.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'recording_%'") }
+        #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_lead_number"])
+    }
+}
