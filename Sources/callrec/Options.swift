@@ -25,8 +25,11 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-func makeLogger(_ label: String) -> Logger {
+/// A logger for a command. One-shot commands report on stdout and fail with one line on stderr, so
+/// their logs are off unless CALLREC_LOG_LEVEL asks for them; `serve` logs at info.
+func makeLogger(_ label: String, defaultLevel: Logger.Level = .critical) -> Logger {
     var logger = Logger(label: label)
+    logger.logLevel = defaultLevel
     if let level = ProcessInfo.processInfo.environment["CALLREC_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) {
         logger.logLevel = level
     }

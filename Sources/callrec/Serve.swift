@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
         if let host { settings.host = host }
         if let port { settings.port = port }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        let logger = makeLogger("callrec")
+        let logger = makeLogger("callrec", defaultLevel: .info)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 

@@ -1,0 +1,87 @@
+import CallrecTestSupport
+import Foundation
+import Testing
+
+/// The built `callrec` binary, as a user runs it.
+struct CommandLineTests {
+    func callrec(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        let r = try run(Paths.binary, args, environment: e)
+        return (r.status, String(decoding: r.out, as: UTF8.self), r.err)
+    }
+
+    @Test func ingestShowList() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let a = dir.file("1732467600.42.wav")
+        let b = dir.file("1732554000.7.WAV")  // a day later
+        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: a)
+        try FileManager.default.copyItem(atPath: Paths.fixture("crashed.WAV"), toPath: b)
+        let ingest = try callrec(["ingest", "--data", data, a, b])
+        #expect(ingest.status == 0, "\(ingest.err)")
+        #expect(!FileManager.default.fileExists(atPath: a) && !FileManager.default.fileExists(atPath: b))
+
+        let show = try callrec(["show", "1732467600.42", "--json", "--data", data])
+        #expect(show.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(show.out.utf8)) as? [String: Any])
+        for key in ["uniqueid", "company", "agent", "lead_number", "started_at", "samples", "sample_rate", "channels", "duration_ms", "source", "opus", "silence", "levels", "legal_hold"] {
+            #expect(json.keys.contains(key), "missing \(key)")
+        }
+        #expect(json["started_at"] as? String == "2024-11-24T17:00:00Z")
+        #expect(json["duration_ms"] as? Int == 6000)
+        let silence = try #require(json["silence"] as? [String: Any])
+        #expect(silence["segments"] as? [[Int]] == [[0, 700], [2120, 3440], [4800, 6000]])
+
+        // Dates are read in CALLREC_TZ; --to is exclusive.
+        let day = try callrec(["list", "--from", "2024-11-24", "--to", "2024-11-25", "--json", "--data", data])
+        let items = try #require(try JSONSerialization.jsonObject(with: Data(day.out.utf8)) as? [[String: Any]])
+        #expect(items.map { $0["uniqueid"] as? String } == ["1732467600.42"])
+        // 2024-11-25T17:00Z is still 25 Nov in São Paulo (UTC−3) and in UTC.
+        let sp = try callrec(["list", "--from", "2024-11-25", "--to", "2024-11-26", "--data", data], env: ["CALLREC_TZ": "America/Sao_Paulo"])
+        #expect(sp.out.contains("1732554000.7"))
+        #expect(!sp.out.contains("1732467600.42"))
+        let all = try callrec(["list", "--data", data])
+        #expect(all.out.split(separator: "\n").count == 2)
+    }
+
+    @Test func failuresAreOneLineAndNonZero() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let bad = dir.file("1732467600.9.wav")
+        try FileManager.default.copyItem(atPath: Paths.fixture("bad-text.wav"), toPath: bad)
+        let r = try callrec(["ingest", "--data", data, bad])
+        #expect(r.status != 0)
+        #expect(r.err.hasPrefix("callrec: "))
+        #expect(r.err.split(separator: "\n").count == 1)
+        #expect(r.out.contains("quarantined"))
+        #expect(!FileManager.default.fileExists(atPath: bad))
+        #expect(FileManager.default.fileExists(atPath: data + "/quarantine"))
+
+        let missing = try callrec(["show", "1.1", "--data", data])
+        #expect(missing.status != 0 && missing.err == "callrec: no recording 1.1\n")
+        let badDate = try callrec(["list", "--from", "yesterday", "--data", data])
+        #expect(badDate.status != 0 && badDate.err.split(separator: "\n").count == 1)
+        let badTZ = try callrec(["list", "--data", data], env: ["CALLREC_TZ": "Mars/Olympus"])
+        #expect(badTZ.status != 0 && badTZ.err.contains("CALLREC_TZ"))
+
+        for input in ["bad-empty.wav", "bad-channels.wav", "bad-zerohz.wav"] {
+            let out = dir.file("o.opus")
+            let t = try callrec(["transcode", Paths.fixture(input), out])
+            #expect(t.status != 0)
+            #expect(t.err.hasPrefix("callrec: ") && t.err.split(separator: "\n").count == 1, "\(t.err)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+
+    @Test func transcodeWritesJSONAndPeaks() throws {
+        let dir = TempDir()
+        let r = try callrec(["transcode", Paths.fixture("stale.wav"), dir.file("o.opus"), "--json", "--waveform", dir.file("p.json")])
+        #expect(r.status == 0, "\(r.err)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        #expect(json["samples"] as? Int == 48000)
+        #expect((json["source"] as? [String: Any])?["recovered_header"] as? Bool == true)
+        let peaks = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("p.json")))) as? [String: Any])
+        #expect(peaks["version"] as? Int == 2 && peaks["bits"] as? Int == 8)
+    }
+}

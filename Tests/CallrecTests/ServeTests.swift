@@ -1,0 +1,82 @@
+import CallrecTestSupport
+import Foundation
+import Testing
+
+/// `callrec serve` as a subprocess: a real spool, a real catalog file, a real port.
+@Suite(.serialized)
+struct ServeTests {
+    @Test func servesIngestsAndStopsCleanly() throws {
+        let dir = TempDir()
+        let spool = dir.file("spool")
+        let serve = try ServeProcess(data: dir.file("data"), spool: spool, log: dir.file("serve.log"))
+        let (status, body) = try serve.get("/healthz")
+        #expect(status == 200)
+        #expect(String(decoding: body, as: UTF8.self).contains(#""status":"ok""#))
+
+        let writer = try MixMonitorWriter(path: spool + "/1732467600.42.wav", pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))
+        try writer.record(frames: 300)
+        try writer.close()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav") { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav"))
+        let metrics = String(decoding: try serve.get("/metrics").1, as: UTF8.self)
+        #expect(metrics.contains("callrec_ingested_total 1"))
+        let missing = try serve.get("/nowhere")
+        #expect(missing.0 == 404)
+        #expect(String(decoding: missing.1, as: UTF8.self).contains(#""error""#))
+
+        #expect(serve.stop(SIGTERM) == 0, "\(serve.text())")
+    }
+
+    /// Kill -9 at random moments while calls flow in; restart; repeat. In the end every call is in
+    /// the catalog exactly once, whole, with no temporary or orphan files and an empty spool.
+    @Test func survivesSIGKILLAnywhere() throws {
+        let dir = TempDir()
+        let spool = dir.file("spool")
+        let data = dir.file("data")
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        let pcm = try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav"))
+        var expected: [String: Int] = [:]
+        var rng = SystemRandomNumberGenerator()
+        let rounds = 10
+        var interrupted = 0  // rounds killed with calls still in the spool
+        for round in 0..<rounds {
+            let serve = try ServeProcess(data: data, spool: spool, log: dir.file("serve.log"))
+            // Calls of different lengths, written while the service runs.
+            for i in 0..<5 {
+                let id = "17324\(String(format: "%05d", round * 10 + i)).\(round * 10 + i)"
+                let w = try MixMonitorWriter(path: spool + "/\(id).wav", pcm: pcm)
+                let frames = Int.random(in: 50...400, using: &rng)
+                try w.record(frames: frames)
+                try w.close()
+                expected[id] = frames * 160
+            }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.8, using: &rng))
+            let pending = (try? FileManager.default.contentsOfDirectory(atPath: spool))?.count ?? 0
+            serve.stop(SIGKILL)
+            if pending > 0 { interrupted += 1 }
+        }
+        print("SIGKILL test: \(interrupted) of \(rounds) kills landed with calls still in the spool")
+        // A last run with no kill: everything must arrive.
+        let serve = try ServeProcess(data: data, spool: spool, log: dir.file("serve.log"))
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !((try? FileManager.default.contentsOfDirectory(atPath: spool))?.isEmpty ?? false) {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(serve.stop(SIGTERM) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "spool not drained")
+
+        let list = try run(Paths.binary, ["list", "--json", "--data", data])
+        let items = try #require(try JSONSerialization.jsonObject(with: list.out) as? [[String: Any]])
+        let got = Dictionary(items.map { ($0["uniqueid"] as! String, $0["samples"] as! Int) }, uniquingKeysWith: { a, _ in a })
+        #expect(items.count == expected.count, "each recording exactly once")
+        #expect(got == expected)
+        #expect(items.allSatisfy { ($0["parts"] as? Int) == 1 })
+        // No temporary files, and one audio file per row.
+        let audio = (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.contains(".") }
+        #expect(audio.filter { $0.contains(".partial-") }.isEmpty, "\(audio)")
+        #expect(audio.filter { $0.hasSuffix(".opus") }.count == expected.count)
+        let quarantined = (try? FileManager.default.contentsOfDirectory(atPath: data + "/quarantine")) ?? []
+        #expect(quarantined.isEmpty)
+    }
+}
