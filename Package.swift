@@ -74,6 +74,11 @@ let package = Package(
         ),
         // Paths, temporary directories and subprocesses for every test target.
         .target(name: "CallrecTestSupport", path: "Tests/CallrecTestSupport"),
+        // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
+        .executableTarget(
+            name: "callrec-bench",
+            dependencies: ["CallrecCatalog", "CallrecIngest", "CallrecMedia", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),

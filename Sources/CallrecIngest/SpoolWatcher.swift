@@ -21,7 +21,7 @@ public struct WatcherOptions: Sendable {
     /// Back-off after a transient failure: doubling from this, up to `maxBackoff`.
     public var backoff: TimeInterval = 5
     public var maxBackoff: TimeInterval = 300
-    var tick: TimeInterval = 0.1
+    var tick: TimeInterval = 0.25
 
     public init() {}
 }
@@ -62,6 +62,7 @@ public final class SpoolWatcher: @unchecked Sendable {
     private var workers: [Worker<Void>] = []
     private let jobs: BoundedQueueOfPaths
     private var lastScan = Date.distantPast
+    private var nextDeadline = Date.distantFuture
 
     public init(spool: String, ingestor: Ingestor, options: WatcherOptions, logger: Logger) {
         self.spool = spool.hasSuffix("/") && spool.count > 1 ? String(spool.dropLast()) : spool
@@ -116,7 +117,9 @@ public final class SpoolWatcher: @unchecked Sendable {
             lock.unlock()
             if stop { return }
             var pfd = pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)
-            let r = poll(&pfd, 1, Int32(options.tick * 1000))
+            // Sleep until the next file is due (a settle time ending), the next event, or a tick.
+            let wait = max(0.002, min(options.tick, nextDeadline.timeIntervalSinceNow))
+            let r = poll(&pfd, 1, Int32((wait * 1000).rounded(.up)))
             let now = Date()
             if r > 0 {
                 let n = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress!, $0.count) }
@@ -180,6 +183,7 @@ public final class SpoolWatcher: @unchecked Sendable {
     private func dispatchReady(now: Date) {
         lock.lock()
         defer { lock.unlock() }
+        nextDeadline = .distantFuture
         guard !stopping, inFlight.count < max(1, options.workers) else { return }
         // Oldest first, so that the parts of one call are appended in order.
         let ready = files.filter { path, state in !inFlight.contains(path) && isReady(path: path, state: state, now: now) }
@@ -213,7 +217,9 @@ public final class SpoolWatcher: @unchecked Sendable {
         if let retry = s.retryAt, retry > now { return false }
         let quiet = now.timeIntervalSince(s.lastChange)
         if let closed = s.closedAt {
-            return now.timeIntervalSince(closed) >= options.settle && quiet >= options.settle
+            let due = max(closed, s.lastChange).addingTimeInterval(options.settle)
+            if due > now { nextDeadline = min(nextDeadline, due) }
+            return due <= now
         }
         if s.sawEvents { return quiet >= options.openTimeout }
         return now.timeIntervalSince1970 - mtime >= options.scanAge && quiet >= options.settle
@@ -237,6 +243,7 @@ public final class SpoolWatcher: @unchecked Sendable {
             }
             lock.unlock()
             onOutcome?(path, outcome)
+            dispatchReady(now: Date())  // the next file now, not at the next tick
         }
     }
 

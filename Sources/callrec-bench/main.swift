@@ -1,0 +1,165 @@
+// callrec-bench: figures for scripts/bench-catalog. Not part of the service.
+//
+//   callrec-bench catalog N       a catalog of N synthetic recordings; list/show latencies
+//   callrec-bench spool WAV N     N calls through the watcher with 1 and 2 workers; close→row time
+
+import CallrecCatalog
+import CallrecIngest
+import CallrecMedia
+import Foundation
+import GRDB
+import Logging
+
+func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+func percentile(_ xs: [Double], _ p: Double) -> Double { xs.sorted()[min(xs.count - 1, Int(Double(xs.count) * p))] }
+func ms(_ s: Double) -> String { String(format: "%.3f ms", s * 1000) }
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+func temp() -> String {
+    let p = NSTemporaryDirectory() + "callrec-bench-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+func benchCatalog(count: Int) throws {
+    let dir = temp()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let catalog = try Catalog(data: DataDirectory(dir))
+    let start0 = 1_767_225_600  // 2026-01-01T00:00:00Z
+    let days = 365
+    let perDay = count / days
+    let silence = #"{"leading_ms":0,"longest_ms":1320,"min_ms":500,"ratio":0.2,"segments":[[2120,3440]],"threshold_dbfs":-40,"total_ms":1320,"trailing_ms":0}"#
+    let t0 = now()
+    var rng = SystemRandomNumberGenerator()
+    try catalog.pool.write { db in
+        let stmt = try db.makeStatement(sql: """
+            INSERT INTO recording (uniqueid, started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms,
+              source_format, source_bytes, source_sha256, opus_path, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs,
+              rms_dbfs, clipped_samples, parts, legal_hold, ingested_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, 8000, 1, ?, 'wav', ?, ?, ?, ?, 16000, ?, ?, -3.0, -24.0, 0, 1, 0, ?, ?)
+            """)
+        for i in 0..<count {
+            let t = start0 + Int(Double(i) / Double(count) * Double(days * 86400))
+            let id = "\(t).\(i)"
+            let samples = Int.random(in: 8000...4_800_000, using: &rng)
+            let started = Int64(t)
+            try stmt.execute(arguments: [
+                id, started, "\(i % 50)", "\(1000 + i % 300)", "55119\(String(format: "%08d", Int.random(in: 0..<100_000_000, using: &rng)))",
+                samples, samples / 8, samples * 2 + 44, String(repeating: "a", count: 64),
+                DataDirectory.audioRelativePath(uniqueid: id, startedAt: Date(timeIntervalSince1970: TimeInterval(t))),
+                samples / 4, String(repeating: "b", count: 64), silence, started, started,
+            ])
+        }
+    }
+    try catalog.pool.write { try $0.execute(sql: "ANALYZE") }
+    print(String(format: "catalog: %d recordings inserted in %.1f s (%d per day)", count, now() - t0, perDay))
+
+    // A day's first page (100), as `list --from D --to D+1` and GET /recordings?from&to ask.
+    var listTimes: [Double] = []
+    var companyTimes: [Double] = []
+    for _ in 0..<300 {
+        let day = Int.random(in: 0..<days, using: &rng)
+        let from = Date(timeIntervalSince1970: TimeInterval(start0 + day * 86400))
+        let q = ListQuery(from: from, to: from.addingTimeInterval(86400), limit: 100)
+        let a = now()
+        let page = try catalog.list(q)
+        listTimes.append(now() - a)
+        precondition(page.items.count == min(100, perDay) || page.items.count >= perDay - 1)
+        var qc = q
+        qc.company = "\(Int.random(in: 0..<50, using: &rng))"
+        let b = now()
+        _ = try catalog.list(qc)
+        companyTimes.append(now() - b)
+    }
+    var showTimes: [Double] = []
+    for _ in 0..<2000 {
+        let i = Int.random(in: 0..<count, using: &rng)
+        let t = start0 + Int(Double(i) / Double(count) * Double(days * 86400))
+        let a = now()
+        let row = try catalog.recording("\(t).\(i)")
+        showTimes.append(now() - a)
+        precondition(row != nil)
+    }
+    print("list  a day's page of 100     median \(ms(median(listTimes)))  p99 \(ms(percentile(listTimes, 0.99)))  (target ≤ 5 ms)")
+    print("list  … of one company        median \(ms(median(companyTimes)))  p99 \(ms(percentile(companyTimes, 0.99)))")
+    print("show  by uniqueid              median \(ms(median(showTimes)))  p99 \(ms(percentile(showTimes, 0.99)))  (target ≤ 1 ms)")
+    let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/catalog.sqlite")[.size] as? Int) ?? 0
+    print(String(format: "catalog.sqlite %.0f MiB", Double(size) / 1048576))
+}
+
+/// N calls dropped into a spool at once; time until all are catalogued, with `workers` workers.
+func spoolRun(wav: String, calls: Int, workers: Int, settle: TimeInterval) throws -> (total: Double, closeToRow: [Double]) {
+    let dir = temp()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let spool = dir + "/spool"
+    try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+    let catalog = try Catalog(data: DataDirectory(dir + "/data"))
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: try EncoderOptions.fromEnvironment()), naming: try SpoolNaming(), spoolRoot: spool, logger: logger)
+    var o = WatcherOptions()
+    o.workers = workers
+    o.settle = settle
+    let watcher = SpoolWatcher(spool: spool, ingestor: ingestor, options: o, logger: logger)
+    let done = NSCondition()
+    nonisolated(unsafe) var finished: [String: Double] = [:]
+    watcher.onOutcome = { path, _ in
+        done.lock()
+        finished[path] = now()
+        done.broadcast()
+        done.unlock()
+    }
+    try watcher.start()
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: wav))
+    var closed: [String: Double] = [:]
+    let t0 = now()
+    for i in 0..<calls {
+        let path = spool + "/\(1_767_225_600 + i).\(i).wav"
+        // Each call distinct (the catalog dedupes identical bytes per uniqueid only, but be honest).
+        var b = bytes
+        b[b.count - 1] = UInt8(i & 0xFF)
+        FileManager.default.createFile(atPath: path, contents: b)
+        closed[path] = now()
+    }
+    done.lock()
+    while finished.count < calls { done.wait() }
+    done.unlock()
+    let total = now() - t0
+    watcher.stop()
+    return (total, closed.map { finished[$0.key]! - $0.value })
+}
+
+func benchSpool(wav: String, calls: Int) throws {
+    let settle = 0.5
+    // The transcode time of one call alone, for the close→row target.
+    let dir = temp()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var one: [Double] = []
+    for i in 0..<5 {
+        let a = now()
+        _ = try Transcoder(encoder: try EncoderOptions.fromEnvironment()).transcode(input: wav, output: dir + "/\(i).opus", tags: RecordingTags(uniqueid: "1767225600.\(i)"))
+        one.append(now() - a)
+    }
+    let transcode = median(one)
+    print(String(format: "one call: transcode %.3f s", transcode))
+    let r1 = try spoolRun(wav: wav, calls: calls, workers: 1, settle: settle)
+    let r2 = try spoolRun(wav: wav, calls: calls, workers: 2, settle: settle)
+    print(String(format: "spool: %d calls, 1 worker %.2f s, 2 workers %.2f s, speed-up %.2f× (target ≥ 1.8×)", calls, r1.total, r2.total, r1.total / r2.total))
+    // Close → row for a call arriving alone.
+    var latencies: [Double] = []
+    for _ in 0..<5 { latencies += try spoolRun(wav: wav, calls: 1, workers: 2, settle: settle).closeToRow }
+    let target = settle + 1.2 * transcode
+    print(String(format: "close → row (one call, settle %.1f s): median %.3f s, max %.3f s (target ≤ settle + 1.2 × transcode = %.3f s)", settle, median(latencies), latencies.max()!, target))
+}
+
+let args = CommandLine.arguments
+switch args.count > 1 ? args[1] : "" {
+case "catalog": try benchCatalog(count: args.count > 2 ? Int(args[2])! : 1_000_000)
+case "spool": try benchSpool(wav: args[2], calls: args.count > 3 ? Int(args[3])! : 50)
+default:
+    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N]\n".utf8))
+    exit(2)
+}
