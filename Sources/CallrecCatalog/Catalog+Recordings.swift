@@ -44,8 +44,12 @@ extension Catalog {
             var row = recording
             if let old = try RecordingRow.fetchOne(db, key: row.uniqueid) {
                 row.legalHold = old.legalHold
+                row.holdReason = old.holdReason
+                row.holdBy = old.holdBy
+                row.holdAt = old.holdAt
                 row.ingestedAt = old.ingestedAt
             }
+            try db.execute(sql: "DELETE FROM tombstone WHERE uniqueid = ?", arguments: [row.uniqueid])
             try row.save(db)
             try SourcePartRow.filter(Column("uniqueid") == row.uniqueid).deleteAll(db)
             for p in parts { try p.insert(db) }

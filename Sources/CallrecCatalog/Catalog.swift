@@ -94,6 +94,34 @@ public final class Catalog: Sendable {
                 t.column("at", .integer).notNull()
             }
         }
+        m.registerMigration("v2-holds-audit-tombstones") { db in
+            try db.alter(table: "recording") { t in
+                t.add(column: "hold_reason", .text)
+                t.add(column: "hold_by", .text)
+                t.add(column: "hold_at", .integer)
+            }
+            // Who did what, when, from where: every audio access, metadata change, hold, release, delete.
+            try db.create(table: "audit") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .integer).notNull()
+                t.column("actor", .text).notNull()
+                t.column("role", .text)
+                t.column("company", .text)
+                t.column("action", .text).notNull()
+                t.column("uniqueid", .text)
+                t.column("detail", .text)
+                t.column("client", .text)
+            }
+            try db.create(index: "audit_at", on: "audit", columns: ["at"])
+            // What was removed, with no personal data: so that a removed recording never comes back
+            // (recovery does not adopt its file) and removals can be proven.
+            try db.create(table: "tombstone") { t in
+                t.primaryKey("uniqueid", .text)
+                t.column("opus_sha256", .text).notNull()
+                t.column("at", .integer).notNull()
+                t.column("reason", .text).notNull()
+            }
+        }
         return m
     }
 }

@@ -30,6 +30,9 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
     public var legalHold: Bool
     public var ingestedAt: Int64
     public var updatedAt: Int64
+    public var holdReason: String?
+    public var holdBy: String?
+    public var holdAt: Int64?
 
     public enum Columns {
         public static let uniqueid = Column(CodingKeys.uniqueid)
@@ -47,6 +50,7 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
         case opusBytes = "opus_bytes", opusBitrate = "opus_bitrate", opusSHA256 = "opus_sha256", silence
         case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs", clippedSamples = "clipped_samples", parts
         case legalHold = "legal_hold", ingestedAt = "ingested_at", updatedAt = "updated_at"
+        case holdReason = "hold_reason", holdBy = "hold_by", holdAt = "hold_at"
     }
 
     public init(

@@ -7,6 +7,7 @@ import Logging
 public struct RecoveryReport: Sendable, Equatable {
     public var removedTemporaryFiles = 0
     public var adoptedFiles = 0
+    public var finishedRemovals = 0
     public var failures: [String] = []
 }
 
@@ -14,7 +15,8 @@ extension Ingestor {
     /// Finishes or undoes what a crash interrupted, before the watcher starts:
     /// - temporary files of an interrupted pipeline (`.NAME.partial-…`) are removed;
     /// - an audio file with no catalog row is taken into the catalog from its tags and audio,
-    ///   unless its source is still in the spool (the ingest that follows redoes it exactly).
+    ///   unless its source is still in the spool (the ingest that follows redoes it exactly), or
+    ///   its recording was removed (a tombstone with its SHA-256): then the removal is finished.
     /// A committed row whose source is still in the spool needs nothing here: ingesting the source
     /// finds its SHA-256 in the catalog and only removes it.
     public func recover(pendingUniqueids: Set<String>) -> RecoveryReport {
@@ -40,6 +42,11 @@ extension Ingestor {
             let uniqueid = String(name.dropLast(5))
             if pendingUniqueids.contains(uniqueid) { continue }
             do {
+                // Removed (deleted, purged, erased) but the crash came before the file went: finish.
+                if let removed = try catalog.tombstone(uniqueid), removed == (try Transcoder.sha256(of: absolute)) {
+                    if unlink(absolute) == 0 { report.finishedRemovals += 1 }
+                    continue
+                }
                 try adopt(path: absolute, uniqueid: uniqueid, relative: relative, log: logger)
                 report.adoptedFiles += 1
             } catch {

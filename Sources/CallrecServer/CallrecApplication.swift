@@ -10,14 +10,15 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 
-/// Builds the application `callrec serve` runs: the HTTP routes, plus the spool watcher as a
+/// Builds the application `callrec serve` runs: the HTTP routes (see `openapi.yaml`), plus the spool watcher as a
 /// service of the same ServiceGroup (so SIGTERM stops the server first, then drains the workers).
 public enum CallrecApplication {
     public static func make(
-        settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, registry: PrometheusCollectorRegistry, logger: Logger,
+        settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
+        logger: Logger, now: @escaping @Sendable () -> Date = Date.init,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: CallrecContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         router.get("/healthz") { _, _ -> Response in
@@ -32,6 +33,8 @@ public enum CallrecApplication {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        RecordingRoutes(catalog: catalog, auth: auth, wavCache: WavViewCache(), now: now).register(on: router)
+        OpenAPIRoute.register(on: router)
         var services: [any Service] = []
         if let watcher { services.append(IngestService(watcher: watcher)) }
         return Application(

@@ -121,7 +121,7 @@ func spoolRun(wav: String, calls: Int, workers: Int, settle: TimeInterval) throw
         // Each call distinct (the catalog dedupes identical bytes per uniqueid only, but be honest).
         var b = bytes
         b[b.count - 1] = UInt8(i & 0xFF)
-        FileManager.default.createFile(atPath: path, contents: b)
+        _ = FileManager.default.createFile(atPath: path, contents: b)
         closed[path] = now()
     }
     done.lock()

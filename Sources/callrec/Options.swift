@@ -36,23 +36,7 @@ func makeLogger(_ label: String, defaultLevel: Logger.Level = .critical) -> Logg
     return logger
 }
 
-/// `T` as the contract reads it: an ISO-8601 instant, or a plain date `YYYY-MM-DD` at midnight in
-/// `zone`.
+/// `T` as the contract reads it (see `TimeParsing`), as a validation error.
 func parseTime(_ s: String, zone: TimeZone) throws -> Date {
-    let iso = ISO8601DateFormatter()
-    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-        iso.formatOptions = options
-        if let d = iso.date(from: s) { return d }
-    }
-    let parts = s.split(separator: "-")
-    if parts.count == 3, parts[0].count == 4, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = zone
-        if let date = cal.date(from: DateComponents(year: y, month: m, day: d)),
-            cal.component(.day, from: date) == d
-        {
-            return date
-        }
-    }
-    throw ValidationError("'\(s)' is not an ISO-8601 instant (2026-11-24T17:00:00Z) or a date (2026-11-24)")
+    do { return try TimeParsing.parse(s, zone: zone) } catch { throw ValidationError("\(error)") }
 }

@@ -38,8 +38,10 @@ struct Serve: AsyncParsableCommand {
         let data = settings.data.root
         let host = settings.host
         let frozen = settings
+        let auth: Authenticator
+        do { auth = try await makeAuthenticator(settings) } catch { fail("\(error)") }
         let app = CallrecApplication.make(
-            settings: frozen, catalog: catalog, watcher: watcher, registry: registry, logger: logger,
+            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger,
             onServerRunning: { port in
                 logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
                 if stderrIsTerminal {

@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+
+/// One line of the audit log.
+public struct AuditEntry: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "audit"
+    public var id: Int64?
+    public var at: Int64
+    public var actor: String
+    public var role: String?
+    public var company: String?
+    public var action: String
+    public var uniqueid: String?
+    public var detail: String?
+    public var client: String?
+
+    public init(at: Date, actor: String, role: String?, company: String?, action: String, uniqueid: String?, detail: String? = nil, client: String? = nil) {
+        self.at = Int64(at.timeIntervalSince1970)
+        self.actor = actor
+        self.role = role
+        self.company = company
+        self.action = action
+        self.uniqueid = uniqueid
+        self.detail = detail
+        self.client = client
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+public enum HoldError: Error, Equatable, Sendable {
+    case notFound
+    case held(reason: String?)
+}
+
+extension Catalog {
+    public func audit(_ entry: AuditEntry) throws {
+        var e = entry
+        try pool.write { try e.insert($0) }
+    }
+
+    public func auditLog(from: Date?, to: Date?, limit: Int = 100_000) throws -> [AuditEntry] {
+        try pool.read { db in
+            var q = AuditEntry.all()
+            if let from { q = q.filter(Column("at") >= Int64(from.timeIntervalSince1970.rounded(.up))) }
+            if let to { q = q.filter(Column("at") < Int64(to.timeIntervalSince1970.rounded(.up))) }
+            return try q.order(Column("at"), Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    /// Puts a recording under legal hold (or releases it), with the audit entry, in one transaction.
+    @discardableResult
+    public func setHold(_ uniqueid: String, on: Bool, reason: String?, audit: AuditEntry) throws -> RecordingRow {
+        try pool.write { db in
+            guard var row = try RecordingRow.fetchOne(db, key: uniqueid) else { throw HoldError.notFound }
+            row.legalHold = on
+            row.holdReason = on ? reason : nil
+            row.holdBy = on ? audit.actor : nil
+            row.holdAt = on ? audit.at : nil
+            row.updatedAt = audit.at
+            try row.update(db)
+            var e = audit
+            try e.insert(db)
+            return row
+        }
+    }
+
+    /// Removes a recording's row (not under hold), leaving a tombstone and the audit entry, in one
+    /// transaction; returns the row so the caller removes its audio file next. A crash in between
+    /// leaves a file whose tombstone tells recovery to finish the removal.
+    public func delete(_ uniqueid: String, reason: String, audit: AuditEntry) throws -> RecordingRow {
+        try pool.write { db in
+            guard let row = try RecordingRow.fetchOne(db, key: uniqueid) else { throw HoldError.notFound }
+            if row.legalHold { throw HoldError.held(reason: row.holdReason) }
+            try row.delete(db)
+            try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [uniqueid])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason) VALUES (?, ?, ?, ?)",
+                arguments: [uniqueid, row.opusSHA256, audit.at, reason])
+            var e = audit
+            try e.insert(db)
+            return row
+        }
+    }
+
+    /// The tombstone of a removed recording: the SHA-256 of the audio that was removed.
+    public func tombstone(_ uniqueid: String) throws -> String? {
+        try pool.read { try String.fetchOne($0, sql: "SELECT opus_sha256 FROM tombstone WHERE uniqueid = ?", arguments: [uniqueid]) }
+    }
+}

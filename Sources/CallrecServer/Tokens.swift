@@ -1,0 +1,42 @@
+import Foundation
+import JWTKit
+
+/// Who may do what: `viewer` reads recordings of its company; `compliance` reads, exports and
+/// holds; `admin` does everything. A company claim (required for viewers) narrows any role.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    case viewer, compliance, admin
+}
+
+/// The claims of a callrec bearer token (HS256).
+public struct Claims: JWTPayload, Equatable {
+    public var sub: SubjectClaim
+    public var exp: ExpirationClaim
+    public var role: Role
+    public var company: String?
+
+    public init(subject: String, expires: Date, role: Role, company: String?) {
+        sub = SubjectClaim(value: subject)
+        exp = ExpirationClaim(value: expires)
+        self.role = role
+        self.company = company
+    }
+
+    public func verify(using _: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        if role == .viewer && (company ?? "").isEmpty { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "a viewer token needs a company") }
+    }
+}
+
+/// Signs and verifies bearer tokens with `CALLREC_JWT_SECRET`.
+public struct TokenAuthority: Sendable {
+    let keys: JWTKeyCollection
+
+    public init(secret: String) async {
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    }
+
+    public func issue(_ claims: Claims) async throws -> String { try await keys.sign(claims) }
+
+    public func verify(_ token: String) async throws -> Claims { try await keys.verify(token, as: Claims.self) }
+}

@@ -1,0 +1,22 @@
+import CallrecMedia
+import Foundation
+
+/// Page indexes of recently played recordings, so that seeking in a `.wav` costs one block's
+/// decode, not a scan of the file. Keyed by path and audio SHA-256 (a re-made file is a new key).
+actor WavViewCache {
+    private var views: [String: WavView] = [:]
+    private var order: [String] = []
+    let capacity: Int
+
+    init(capacity: Int = 256) { self.capacity = capacity }
+
+    func view(path: String, sha256: String) throws -> WavView {
+        let key = sha256 + ":" + path
+        if let v = views[key] { return v }
+        let v = try WavView(path: path)
+        views[key] = v
+        order.append(key)
+        if order.count > capacity { views[order.removeFirst()] = nil }
+        return v
+    }
+}
