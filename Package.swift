@@ -78,7 +78,7 @@ let package = Package(
             ]
         ),
         // Paths, temporary directories and subprocesses for every test target.
-        .target(name: "CallrecTestSupport", path: "Tests/CallrecTestSupport"),
+        .target(name: "CallrecTestSupport", dependencies: ["COpusFile"], path: "Tests/CallrecTestSupport"),
         // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
         .executableTarget(
             name: "callrec-bench",
@@ -86,6 +86,14 @@ let package = Package(
         ),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(
+            name: "CallrecServerTests",
+            dependencies: [
+                "CallrecServer", "CallrecIngest", "CallrecCatalog", "CallrecMedia", "CallrecTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         // End to end: the built `callrec` binary, a real spool, a real server on loopback.
         .testTarget(name: "CallrecTests", dependencies: ["CallrecCatalog", "CallrecMedia", "CallrecTestSupport"]),

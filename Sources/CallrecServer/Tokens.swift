@@ -31,7 +31,11 @@ public struct Claims: JWTPayload, Equatable {
 public struct TokenAuthority: Sendable {
     let keys: JWTKeyCollection
 
-    public init(secret: String) async {
+    /// HS256 needs a key at least as long as its output: 32 bytes.
+    public init(secret: String) async throws {
+        guard secret.utf8.count >= 32 else {
+            throw TokenError("CALLREC_JWT_SECRET must be at least 32 bytes (HS256); unset it to let callrec create one")
+        }
         keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
     }
@@ -39,4 +43,9 @@ public struct TokenAuthority: Sendable {
     public func issue(_ claims: Claims) async throws -> String { try await keys.sign(claims) }
 
     public func verify(_ token: String) async throws -> Claims { try await keys.verify(token, as: Claims.self) }
+}
+
+public struct TokenError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
 }

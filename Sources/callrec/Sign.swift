@@ -7,7 +7,7 @@ import Foundation
 func makeAuthenticator(_ settings: Settings) async throws -> Authenticator {
     let urlSecret = try Secrets.value(.url, data: settings.data)
     let jwtSecret = try Secrets.value(.jwt, data: settings.data)
-    return Authenticator(signer: URLSigner(secret: urlSecret), tokens: await TokenAuthority(secret: jwtSecret))
+    return Authenticator(signer: URLSigner(secret: urlSecret), tokens: try await TokenAuthority(secret: jwtSecret))
 }
 
 struct Sign: AsyncParsableCommand {
@@ -52,7 +52,7 @@ struct Token: AsyncParsableCommand {
     func run() async throws {
         let settings = common.settings()
         do {
-            let authority = await TokenAuthority(secret: try Secrets.value(.jwt, data: settings.data))
+            let authority = try await TokenAuthority(secret: try Secrets.value(.jwt, data: settings.data))
             print(try await authority.issue(Claims(subject: sub, expires: Date().addingTimeInterval(TimeInterval(ttl)), role: role, company: company)))
         } catch { fail("\(error)") }
     }

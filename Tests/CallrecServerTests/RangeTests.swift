@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+@testable import CallrecServer
+
+/// RFC 9110 §14 and §13 logic, case by case.
+struct RangeParsingTests {
+    @Test func ranges() {
+        #expect(ByteRanges.parse(nil, size: 100) == .none)
+        #expect(ByteRanges.parse("bytes=0-9", size: 100) == .ranges([0...9]))
+        #expect(ByteRanges.parse("bytes=90-", size: 100) == .ranges([90...99]))
+        #expect(ByteRanges.parse("bytes=-10", size: 100) == .ranges([90...99]))
+        #expect(ByteRanges.parse("bytes=-1000", size: 100) == .ranges([0...99]))
+        #expect(ByteRanges.parse("bytes=50-1000", size: 100) == .ranges([50...99]))
+        #expect(ByteRanges.parse("bytes=100-", size: 100) == .unsatisfiable)
+        #expect(ByteRanges.parse("bytes=-0", size: 100) == .unsatisfiable)
+        #expect(ByteRanges.parse("bytes=0-0,-1", size: 100) == .ranges([0...0, 99...99]))
+        #expect(ByteRanges.parse("bytes=200-300, 0-1", size: 100) == .ranges([0...1]))
+        for bad in ["bytes=", "bytes=a-b", "bytes=5-1", "items=0-1", "bytes=0-1;x", "bytes 0-1", "bytes=--1", "bytes=99999999999999999999-"] {
+            #expect(ByteRanges.parse(bad, size: 100) == .none, "\(bad)")
+        }
+        #expect(ByteRanges.parse("bytes=0-0", size: 0) == .unsatisfiable)
+    }
+
+    @Test func preconditions() {
+        let etag = "\"abc\""
+        let lm = Date(timeIntervalSince1970: 1_700_000_000)
+        func eval(match: String? = nil, none: String? = nil, since: String? = nil, unmodified: String? = nil, range: String? = nil) -> Preconditions.Outcome {
+            Preconditions.evaluate(ifMatch: match, ifNoneMatch: none, ifModifiedSince: since, ifUnmodifiedSince: unmodified, ifRange: range, etag: etag, lastModified: lm)
+        }
+        #expect(eval() == .proceed(honourRange: true))
+        #expect(eval(none: "\"abc\"") == .notModified)
+        #expect(eval(none: "\"x\", \"abc\"") == .notModified)
+        #expect(eval(none: "*") == .notModified)
+        #expect(eval(none: "W/\"abc\"") == .notModified)  // weak comparison for If-None-Match
+        #expect(eval(none: "\"x\"") == .proceed(honourRange: true))
+        #expect(eval(since: HTTPDate.string(lm)) == .notModified)
+        #expect(eval(since: HTTPDate.string(lm.addingTimeInterval(-1))) == .proceed(honourRange: true))
+        #expect(eval(none: "\"x\"", since: HTTPDate.string(lm)) == .proceed(honourRange: true))  // If-None-Match wins
+        #expect(eval(match: "\"x\"") == .failed)
+        #expect(eval(match: "W/\"abc\"") == .failed)  // strong comparison for If-Match
+        #expect(eval(match: "\"abc\"") == .proceed(honourRange: true))
+        #expect(eval(unmodified: HTTPDate.string(lm.addingTimeInterval(-10))) == .failed)
+        #expect(eval(range: "\"abc\"") == .proceed(honourRange: true))
+        #expect(eval(range: "W/\"abc\"") == .proceed(honourRange: false))
+        #expect(eval(range: "\"other\"") == .proceed(honourRange: false))
+        #expect(eval(range: HTTPDate.string(lm)) == .proceed(honourRange: true))
+        #expect(eval(range: HTTPDate.string(lm.addingTimeInterval(5))) == .proceed(honourRange: false))
+        #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") != nil)
+        #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") != nil)
+    }
+}
