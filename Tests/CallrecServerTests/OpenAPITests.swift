@@ -1,0 +1,50 @@
+import CallrecTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import CallrecServer
+
+/// `/openapi.yaml` stays true: every path and method it lists is routed by the live server (no
+/// 404 "no such route", no 405) and answers one of the statuses it documents.
+struct OpenAPITests {
+    @Test func everyDocumentedOperationExists() async throws {
+        let h = try await Harness()
+        try h.add("speech.wav", as: "1732467600.1")
+        let admin = try await h.token(.admin)
+        try await h.test { client in
+            let doc = try await client.execute(uri: "/openapi.yaml", method: .get)
+            #expect(doc.status == .ok)
+            #expect(doc.text.hasPrefix("openapi: 3.1.0"))
+            // paths → methods → documented statuses, read from the YAML's indentation.
+            var operations: [(path: String, method: String, statuses: Set<Int>)] = []
+            var inPaths = false
+            var path = ""
+            for line in doc.text.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line == "paths:" { inPaths = true; continue }
+                guard inPaths else { continue }
+                if line.hasPrefix("  /") { path = String(line.dropFirst(2).dropLast()) }
+                else if line.hasPrefix("    "), !line.hasPrefix("     "), let colon = line.firstIndex(of: ":") {
+                    let method = line[line.index(line.startIndex, offsetBy: 4)..<colon]
+                    guard ["get", "head", "put", "delete", "post"].contains(method) else { continue }
+                    operations.append((path, String(method), []))
+                } else if !operations.isEmpty {
+                    for m in line.matches(of: /"([0-9]{3})"/) { operations[operations.count - 1].statuses.insert(Int(m.1)!) }
+                }
+            }
+            #expect(operations.count >= 11)
+            for op in operations {
+                let uri = op.path.replacingOccurrences(of: "{file}", with: "1732467600.1.opus").replacingOccurrences(of: "{id}", with: "1732467600.1")
+                let body: String? = op.path.hasSuffix("/hold") && op.method == "put" ? #"{"reason":"audit"}"# : op.path.hasSuffix("/metadata") ? #"{"agent":"1"}"# : nil
+                let r = try await client.execute(
+                    uri: uri, method: HTTPRequest.Method(op.method.uppercased())!, headers: h.bearer(admin), body: body.map { ByteBuffer(string: $0) })
+                #expect(r.status != .methodNotAllowed && r.errorCode != "not_found" || op.method == "delete", "\(op.method) \(op.path) → \(r.status)")
+                if !op.statuses.isEmpty {
+                    #expect(op.statuses.contains(Int(r.status.code)), "\(op.method) \(op.path) answered \(r.status.code), documented \(op.statuses.sorted())")
+                }
+            }
+        }
+    }
+}
