@@ -92,6 +92,7 @@ let package = Package(
                 "CallrecServer", "CallrecIngest", "CallrecCatalog", "CallrecMedia", "CallrecTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),

@@ -34,9 +34,13 @@ public enum HoldError: Error, Equatable, Sendable {
 }
 
 extension Catalog {
-    public func audit(_ entry: AuditEntry) throws {
-        var e = entry
-        try pool.write { try e.insert($0) }
+    public func audit(_ entries: [AuditEntry]) throws {
+        try pool.write { db in
+            for entry in entries {
+                var e = entry
+                try e.insert(db)
+            }
+        }
     }
 
     public func auditLog(from: Date?, to: Date?, limit: Int = 100_000) throws -> [AuditEntry] {

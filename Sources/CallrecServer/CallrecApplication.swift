@@ -33,9 +33,11 @@ public enum CallrecApplication {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
-        RecordingRoutes(catalog: catalog, auth: auth, wavCache: WavViewCache(), now: now).register(on: router)
+        let audit = AuditWriter(catalog: catalog, logger: logger)
+        RecordingRoutes(catalog: catalog, auth: auth, audit: audit, wavCache: WavViewCache(), now: now).register(on: router)
         OpenAPIRoute.register(on: router)
-        var services: [any Service] = []
+        // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
+        var services: [any Service] = [audit]
         if let watcher { services.append(IngestService(watcher: watcher)) }
         return Application(
             router: router,

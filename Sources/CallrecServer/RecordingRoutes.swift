@@ -10,6 +10,7 @@ import NIOPosix
 struct RecordingRoutes: Sendable {
     let catalog: Catalog
     let auth: Authenticator
+    let audit: AuditWriter
     let wavCache: WavViewCache
     let fileIO = FileIO(threadPool: .singleton)
     let now: @Sendable () -> Date
@@ -44,7 +45,7 @@ struct RecordingRoutes: Sendable {
     }
 
     func record(_ principal: Principal, _ action: String, _ id: String?, _ detail: String? = nil, _ context: CallrecContext) {
-        try? catalog.audit(AuditEntry(
+        audit.record(AuditEntry(
             at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company, action: action,
             uniqueid: id, detail: detail, client: context.client))
     }

@@ -21,8 +21,14 @@ public struct URLSigner: Sendable {
     /// Whether `sig` is valid for `path` until `exp` (compared in constant time), at `now`.
     public func verify(path: String, exp: String, sig: String, now: Date) -> Bool {
         guard let expires = Int(exp), expires > Int(now.timeIntervalSince1970), exp == String(expires) else { return false }
-        guard let given = Data(base64URL: sig) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Data("\(path)\n\(expires)".utf8), using: key)
+        // Compare the canonical text, not decoded bytes: base64 leaves spare bits in the last
+        // character, so several texts decode to one MAC and would all be accepted.
+        let expected = Array(signature(path: path, expires: expires).utf8)
+        let given = Array(sig.utf8)
+        guard given.count == expected.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<given.count { diff |= given[i] ^ expected[i] }
+        return diff == 0
     }
 }
 
@@ -32,10 +38,4 @@ extension Data {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    init?(base64URL s: String) {
-        guard s.count <= 128, s.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else { return nil }
-        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b.count % 4 != 0 { b += "=" }
-        self.init(base64Encoded: b)
-    }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -48,5 +49,24 @@ struct RangeParsingTests {
         #expect(eval(range: HTTPDate.string(lm.addingTimeInterval(5))) == .proceed(honourRange: false))
         #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") != nil)
         #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") != nil)
+    }
+}
+
+struct SignedURLTests {
+    /// Every other spelling of a valid signature is refused (base64's spare bits included).
+    @Test func onlyTheCanonicalSignature() {
+        let signer = URLSigner(secret: "s")
+        let exp = Int(Date().timeIntervalSince1970) + 60
+        let sig = signer.signature(path: "/recordings/1.1.opus", expires: exp)
+        #expect(signer.verify(path: "/recordings/1.1.opus", exp: String(exp), sig: sig, now: Date()))
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef0123456789-_" where c != sig.last! {
+            #expect(!signer.verify(path: "/recordings/1.1.opus", exp: String(exp), sig: String(sig.dropLast()) + String(c), now: Date()))
+        }
+        #expect(!signer.verify(path: "/recordings/1.1.opus", exp: "0\(exp)", sig: sig, now: Date()))
+        #expect(!signer.verify(path: "/recordings/1.1.opus", exp: String(exp), sig: sig + "=", now: Date()))
+        // The contract's recipe, independently: base64url(HMAC-SHA256(secret, path + "\n" + exp)).
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("/recordings/1.1.opus\n\(exp)".utf8), using: SymmetricKey(data: Data("s".utf8)))
+        let b64 = Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        #expect(sig == b64)
     }
 }
