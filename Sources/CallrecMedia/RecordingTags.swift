@@ -27,11 +27,12 @@ public struct RecordingTags: Sendable, Equatable {
         return Date(timeIntervalSince1970: TimeInterval(secs))
     }
 
-    /// `2026-11-24T17:00:00Z`, always 20 characters.
+    /// `2026-11-24T17:00:00Z`, always 20 characters (years 1000–9999).
     public static func iso(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(1900 + tm.tm_year)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
     }
 }

@@ -92,22 +92,60 @@ public enum Preconditions {
     }
 }
 
-/// IMF-fixdate (and the two obsolete formats, which recipients must accept).
+/// IMF-fixdate (and the two obsolete formats, which recipients must accept), with the C library:
+/// a Foundation DateFormatter per request cost more than the rest of serving a range (measured).
 public enum HTTPDate {
-    private static func formatter(_ format: String) -> DateFormatter {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = format
-        return f
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    public static func string(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(1900 + tm.tm_year) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) GMT"
     }
 
-    public static func string(_ date: Date) -> String { formatter("EEE, dd MMM yyyy HH:mm:ss 'GMT'").string(from: date) }
-
     public static func parse(_ s: String) -> Date? {
-        for f in ["EEE, dd MMM yyyy HH:mm:ss 'GMT'", "EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
-            if let d = formatter(f).date(from: s.trimmingCharacters(in: .whitespaces)) { return d }
+        let text = s.trimmingCharacters(in: .whitespaces)
+        guard text.utf8.count < 64 else { return nil }
+        if let d = parseFixdate(text) { return d }
+        // The obsolete RFC 850 and asctime forms: rare, so Foundation may be slow here.
+        for format in ["EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "GMT")
+            f.dateFormat = format
+            if let d = f.date(from: text) { return d }
         }
         return nil
+    }
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`
+    static func parseFixdate(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count == 29, b[3] == 0x2C, b[4] == 0x20, b[7] == 0x20, b[11] == 0x20, b[16] == 0x20, b[19] == 0x3A, b[22] == 0x3A,
+            text.hasSuffix(" GMT")
+        else { return nil }
+        func num(_ r: Range<Int>) -> Int32? {
+            var v: Int32 = 0
+            for i in r {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int32(b[i] - 0x30)
+            }
+            return v
+        }
+        let month = String(decoding: b[8..<11], as: UTF8.self)
+        guard let mon = months.firstIndex(of: month), let day = num(5..<7), let year = num(12..<16), let h = num(17..<19),
+            let m = num(20..<22), let sec = num(23..<25), (1...31).contains(day), h < 24, m < 60, sec < 61
+        else { return nil }
+        var tm = tm()
+        tm.tm_year = year - 1900
+        tm.tm_mon = Int32(mon)
+        tm.tm_mday = day
+        tm.tm_hour = h
+        tm.tm_min = m
+        tm.tm_sec = sec
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&tm)))
     }
 }

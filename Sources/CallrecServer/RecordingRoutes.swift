@@ -12,7 +12,7 @@ struct RecordingRoutes: Sendable {
     let auth: Authenticator
     let audit: AuditWriter
     let wavCache: WavViewCache
-    let fileIO = FileIO(threadPool: .singleton)
+    let rows = RowCache()
     let now: @Sendable () -> Date
 
     func register(on router: Router<CallrecContext>) {
@@ -37,8 +37,10 @@ struct RecordingRoutes: Sendable {
     }
 
     /// The row, if it exists and the principal may see it; else the same 404 either way.
-    func visibleRow(_ id: String, _ principal: Principal) throws -> RecordingRow {
-        guard let row = try catalog.recording(id), principal.canSee(company: row.company) else {
+    /// `cached`: for audio, where a player's many range requests may share a lookup.
+    func visibleRow(_ id: String, _ principal: Principal, cached: Bool = false) throws -> RecordingRow {
+        let found = cached ? try rows.row(id) { try catalog.recording(id) } : try catalog.recording(id)
+        guard let row = found, principal.canSee(company: row.company) else {
             throw APIError(.notFound, "not_found", "no recording \(id)")
         }
         return row
@@ -58,7 +60,7 @@ struct RecordingRoutes: Sendable {
             let isWav = file.hasSuffix(".wav")
             let id = try Self.uniqueid(String(file.dropLast(isWav ? 4 : 5)))
             let principal = try await auth.authenticate(request, allowSigned: true)
-            let row = try visibleRow(id, principal)
+            let row = try visibleRow(id, principal, cached: true)
             let path = catalog.data.absolute(row.opusPath)
             var st = stat()
             guard stat(path, &st) == 0 else {
@@ -77,12 +79,11 @@ struct RecordingRoutes: Sendable {
                     Self.wavBody(view, range)
                 }
             }
-            let fileIO = self.fileIO
             return try await AudioResponder.respond(
                 request, size: Int(st.st_size), etag: "\"\(row.opusSHA256.prefix(32))\"", lastModified: modified,
                 contentType: "audio/ogg; codecs=opus"
             ) { range in
-                try await fileIO.loadFile(path: path, range: range, context: context)
+                try FileBody.make(path: path, range: range)
             }
         }
         let id = try Self.uniqueid(file)
@@ -166,6 +167,7 @@ struct RecordingRoutes: Sendable {
             throw APIError(.notFound, "not_found", "no recording \(id)")
         }
         let merged = try catalog.setMetadata(id, Metadata(company: body.company, agent: body.agent, leadNumber: body.leadNumber), now: now())
+        rows.invalidate(id)
         record(principal, "metadata.set", id, nil, context)
         return try JSONResponse.make(MetadataBody(company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber))
     }
@@ -190,6 +192,7 @@ struct RecordingRoutes: Sendable {
             at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company,
             action: on ? "hold" : "release", uniqueid: id, detail: reason.isEmpty ? nil : reason, client: context.client)
         let row = try catalog.setHold(id, on: on, reason: on ? reason : nil, audit: entry)
+        rows.invalidate(id)
         return try JSONResponse.make(RecordingJSON(row))
     }
 
@@ -204,6 +207,7 @@ struct RecordingRoutes: Sendable {
             uniqueid: id, client: context.client)
         do {
             let row = try catalog.delete(id, reason: "deleted by \(principal.actor)", audit: entry)
+            rows.invalidate(id)
             unlink(catalog.data.absolute(row.opusPath))
             return Response(status: .noContent)
         } catch HoldError.held(let reason) {

@@ -76,7 +76,7 @@ struct SpoolWatcherTests {
         let dir = b.spool + "/2026/11/25"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let writer = try MixMonitorWriter(path: dir + "/out-5511999990000-1001-20261125-093000-1764063000.5.wav", pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))
-        try writer.record(frames: 50)
+        try writer.record(frames: 100, interval: 0.01)  // a call lasts: the folder's watch is in place before it ends
         try writer.close()
         #expect(try eventually { try b.catalog.recording("1764063000.5") != nil })
         #expect(try b.catalog.recording("1764063000.5")?.leadNumber == "5511999990000")
