@@ -17,13 +17,6 @@ extension Catalog {
         }
     }
 
-    /// The recording that already holds a source file with this SHA-256, if any.
-    public func recordingHolding(sourceSHA256 sha: String) throws -> String? {
-        try pool.read {
-            try String.fetchOne($0, sql: "SELECT uniqueid FROM source_part WHERE sha256 = ? LIMIT 1", arguments: [sha])
-        }
-    }
-
     public func metadata(for uniqueid: String) throws -> Metadata? {
         try pool.read { try MetadataRow.fetchOne($0, key: uniqueid)?.metadata }
     }

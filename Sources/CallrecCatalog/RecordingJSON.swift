@@ -8,11 +8,7 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
         public var bytes: Int
         public var sha256: String
     }
-    public struct Opus: Codable, Sendable, Equatable {
-        public var bytes: Int
-        public var bitrate: Int
-        public var sha256: String
-    }
+    public typealias Opus = MediaReport.Opus
 
     public var uniqueid: String
     public var company: String?

@@ -102,14 +102,14 @@ public final class Ingestor: Sendable {
             if let row = existing {
                 relativeOut = row.opusPath
                 let previous = PreviousRecording(path: catalog.data.absolute(row.opusPath), sourceSHA256s: parts.map(\.sha256))
-                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags, appendingTo: previous)
+                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags, appendingTo: previous, sourceSHA256: sha)
             } else {
                 // The start is needed for the folder: from the uniqueid, else mtime − duration
                 // (known after the pipeline), so the file is first written under today's folder.
                 let provisional = startedAt ?? now()
                 relativeOut = DataDirectory.audioRelativePath(uniqueid: id, startedAt: provisional)
                 try makeDirectory(for: catalog.data.absolute(relativeOut))
-                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags)
+                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags, sourceSHA256: sha)
             }
             var finalRelative = relativeOut
             if existing == nil, startedAt == nil {

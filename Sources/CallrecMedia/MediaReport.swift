@@ -11,10 +11,16 @@ public struct MediaReport: Codable, Sendable, Equatable {
         public var recoveredHeader: Bool
         enum CodingKeys: String, CodingKey { case format, bytes, sha256, recoveredHeader = "recovered_header" }
     }
+    /// The stored audio: `opus` in the contract's JSON, here and in the catalog's.
     public struct Opus: Codable, Sendable, Equatable {
         public var bytes: Int
         public var bitrate: Int
         public var sha256: String
+        public init(bytes: Int, bitrate: Int, sha256: String) {
+            self.bytes = bytes
+            self.bitrate = bitrate
+            self.sha256 = sha256
+        }
     }
 
     public var uniqueid: String

@@ -52,7 +52,11 @@ public struct Transcoder: Sendable {
     /// Transcodes `input` to `output`. With `previous`, the stored recording is decoded and `input`
     /// is appended to it (MixMonitor's `a` option): the result holds both parts, in order, and its
     /// tags list every part's SOURCE_SHA256. Measurements are of everything the result holds.
-    public func transcode(input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil) throws -> TranscodeResult {
+    /// `sourceSHA256`: the input's hash when the caller already has it (the ingest hashes first,
+    /// to find duplicates), so the file is not read a second time for it.
+    public func transcode(
+        input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil, sourceSHA256: String? = nil
+    ) throws -> TranscodeResult {
         let source = try SourceReader(path: input)
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
@@ -70,7 +74,7 @@ public struct Transcoder: Sendable {
         var keep = false
         defer { if !keep { unlink(temp) } }
 
-        let hashing = Worker(name: "callrec-hash") { try Self.sha256(of: input) }
+        let hashing = Worker(name: "callrec-hash") { try sourceSHA256 ?? Self.sha256(of: input) }
         let file = try FileOutput(creating: temp)
 
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]
