@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "CallrecCatalog", targets: ["CallrecCatalog"]),
         .library(name: "CallrecIngest", targets: ["CallrecIngest"]),
         .library(name: "CallrecServer", targets: ["CallrecServer"]),
+        .library(name: "CallrecCompliance", targets: ["CallrecCompliance"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -47,6 +48,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "CallrecCompliance",
+            dependencies: ["CallrecMedia", "CallrecCatalog", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "CallrecIngest",
             dependencies: [
                 "CallrecMedia", "CallrecCatalog",
@@ -72,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "callrec",
             dependencies: [
-                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecServer",
+                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecServer", "CallrecCompliance",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -85,6 +90,7 @@ let package = Package(
             dependencies: ["CallrecCatalog", "CallrecIngest", "CallrecMedia", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(
             name: "CallrecServerTests",

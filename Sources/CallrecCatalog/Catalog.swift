@@ -122,6 +122,13 @@ public final class Catalog: Sendable {
                 t.column("reason", .text).notNull()
             }
         }
+        m.registerMigration("v3-retention") { db in
+            // Per-company retention, overriding CALLREC_RETENTION_DAYS.
+            try db.create(table: "retention") { t in
+                t.primaryKey("company", .text)
+                t.column("days", .integer).notNull()
+            }
+        }
         return m
     }
 }

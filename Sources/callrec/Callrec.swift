@@ -8,7 +8,10 @@ struct Callrec: AsyncParsableCommand {
         commandName: "callrec",
         abstract: "Call recordings of an Asterisk PBX: ingest, measure, store as Ogg Opus, serve.",
         discussion: "Settings come from CALLREC_* environment variables (see README); options override them.",
-        subcommands: [Serve.self, Ingest.self, Show.self, List.self, Transcode.self, Sign.self, Token.self, Audit.self])
+        subcommands: [
+            Serve.self, Ingest.self, Show.self, List.self, Transcode.self, Export.self, Purge.self, Hold.self, Release.self,
+            Erase.self, Verify.self, Reindex.self, Retention.self, Sign.self, Token.self, Audit.self,
+        ])
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the contract's failure shape.

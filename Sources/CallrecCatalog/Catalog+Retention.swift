@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+
+/// What a purge or an erasure removed (or, dry, would remove).
+public struct RemovalReport: Codable, Sendable, Equatable {
+    public var count = 0
+    public var audioSeconds = 0
+    public var bytes = 0
+    /// Recordings that matched but are under legal hold: kept.
+    public var held: [String] = []
+    public var uniqueids: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case count, audioSeconds = "audio_seconds", bytes, held, uniqueids
+    }
+    public init() {}
+}
+
+extension Catalog {
+    public func setRetention(company: String, days: Int?) throws {
+        try pool.write { db in
+            if let days {
+                try db.execute(sql: "INSERT OR REPLACE INTO retention (company, days) VALUES (?, ?)", arguments: [company, days])
+            } else {
+                try db.execute(sql: "DELETE FROM retention WHERE company = ?", arguments: [company])
+            }
+        }
+    }
+
+    public func retentionOverrides() throws -> [String: Int] {
+        try pool.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT company, days FROM retention").map { ($0[0] as String, $0[1] as Int) })
+        }
+    }
+
+    /// Recordings whose retention has ended at `now` (started before now − days of their company,
+    /// else `defaultDays`), not under hold, oldest first, at most `limit`.
+    public func expired(now: Date, defaultDays: Int, limit: Int) throws -> [RecordingRow] {
+        try pool.read { db in
+            try RecordingRow.fetchAll(db, sql: """
+                SELECT recording.* FROM recording LEFT JOIN retention ON retention.company = recording.company
+                WHERE legal_hold = 0 AND started_at < ? - 86400 * COALESCE(retention.days, ?)
+                ORDER BY started_at, uniqueid LIMIT ?
+                """, arguments: [Int64(now.timeIntervalSince1970), defaultDays, limit])
+        }
+    }
+
+    /// Recordings held past their retention (reported by purge, never removed).
+    public func heldPastRetention(now: Date, defaultDays: Int) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT recording.uniqueid FROM recording LEFT JOIN retention ON retention.company = recording.company
+                WHERE legal_hold = 1 AND started_at < ? - 86400 * COALESCE(retention.days, ?) ORDER BY started_at
+                """, arguments: [Int64(now.timeIntervalSince1970), defaultDays])
+        }
+    }
+
+    /// Removes rows in one transaction — each leaves a tombstone (uniqueid, SHA-256, when, why: no
+    /// personal data) and an audit entry — skipping any that went under hold meanwhile. Returns
+    /// the rows removed; the caller removes their files (a crash in between is finished by recovery).
+    public func remove(_ rows: [RecordingRow], reason: String, actor: String, now: Date) throws -> [RecordingRow] {
+        try pool.write { db in
+            var removed: [RecordingRow] = []
+            for row in rows {
+                guard let current = try RecordingRow.fetchOne(db, key: row.uniqueid), !current.legalHold else { continue }
+                try current.delete(db)
+                try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [row.uniqueid])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason) VALUES (?, ?, ?, ?)",
+                    arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason])
+                var e = AuditEntry(at: now, actor: actor, role: nil, company: nil, action: reason, uniqueid: row.uniqueid)
+                try e.insert(db)
+                removed.append(current)
+            }
+            return removed
+        }
+    }
+
+    /// Every recording of a lead number, held or not.
+    public func recordings(leadNumber: String) throws -> [RecordingRow] {
+        try pool.read { try RecordingRow.filter(Column("lead_number") == leadNumber).order(Column("started_at")).fetchAll($0) }
+    }
+
+    /// Forgets metadata of calls whose audio has not arrived, for a lead number (erasure).
+    public func forgetPendingMetadata(leadNumber: String) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM metadata WHERE lead_number = ? AND uniqueid NOT IN (SELECT uniqueid FROM recording)", arguments: [leadNumber])
+            return db.changesCount
+        }
+    }
+
+    public func everyRecording() throws -> [RecordingRow] {
+        try pool.read { try RecordingRow.order(Column("started_at"), Column("uniqueid")).fetchAll($0) }
+    }
+}

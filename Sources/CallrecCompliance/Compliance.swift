@@ -1,0 +1,116 @@
+// CallrecCompliance — what compliance staff and operators do with the stored recordings.
+// Owns: retention purges, LGPD erasure, integrity checks (verify), and ZIP exports with manifests.
+// Works on the catalog and the audio files; the CLI and the HTTP API are two faces over it.
+
+import CallrecCatalog
+import CallrecMedia
+import Crypto
+import Foundation
+
+/// Removals in batches: one transaction per batch of rows (each with its tombstone and audit
+/// entry), then the files. Interrupted anywhere, a new run goes on where it stopped and start-up
+/// recovery removes any file whose row is already gone.
+public struct Remover: Sendable {
+    public let catalog: Catalog
+    public var batch = 500
+
+    public init(catalog: Catalog) { self.catalog = catalog }
+
+    func removeFiles(_ rows: [RecordingRow]) {
+        var dirs = Set<String>()
+        for row in rows {
+            let path = catalog.data.absolute(row.opusPath)
+            unlink(path)
+            dirs.insert(Transcoder.directoryOf(path))
+        }
+        for d in dirs { try? syncDirectory(d) }
+    }
+
+    static func add(_ rows: [RecordingRow], to report: inout RemovalReport) {
+        for r in rows {
+            report.count += 1
+            report.audioSeconds += r.durationMs / 1000
+            report.bytes += r.opusBytes
+            report.uniqueids.append(r.uniqueid)
+        }
+    }
+
+    /// Applies the retention policy at `now`: CALLREC_RETENTION_DAYS, per-company overrides.
+    public func purge(now: Date, defaultDays: Int, dryRun: Bool, progress: (Int) -> Void = { _ in }) throws -> RemovalReport {
+        var report = RemovalReport()
+        report.held = try catalog.heldPastRetention(now: now, defaultDays: defaultDays)
+        if dryRun {
+            Self.add(try catalog.expired(now: now, defaultDays: defaultDays, limit: Int.max), to: &report)
+            progress(report.count)
+            return report
+        }
+        while true {
+            let due = try catalog.expired(now: now, defaultDays: defaultDays, limit: batch)
+            if due.isEmpty { break }
+            let removed = try catalog.remove(due, reason: "purge", actor: "retention", now: now)
+            removeFiles(removed)
+            Self.add(removed, to: &report)
+            progress(report.count)
+            if removed.isEmpty { break }
+        }
+        return report
+    }
+
+    /// LGPD erasure of a phone number: every recording and metadata of it, except those on hold
+    /// (reported). The audit keeps a hash of the number, not the number.
+    public func erase(leadNumber: String, actor: String, now: Date) throws -> RemovalReport {
+        var report = RemovalReport()
+        let rows = try catalog.recordings(leadNumber: leadNumber)
+        report.held = rows.filter(\.legalHold).map(\.uniqueid)
+        var pending = rows.filter { !$0.legalHold }
+        while !pending.isEmpty {
+            let chunk = Array(pending.prefix(batch))
+            pending.removeFirst(chunk.count)
+            let removed = try catalog.remove(chunk, reason: "erasure", actor: actor, now: now)
+            removeFiles(removed)
+            Self.add(removed, to: &report)
+        }
+        _ = try catalog.forgetPendingMetadata(leadNumber: leadNumber)
+        let digest = Data(leadNumber.utf8).sha256Hex
+        try catalog.audit([AuditEntry(at: now, actor: actor, role: nil, company: nil, action: "erasure", uniqueid: nil,
+                                      detail: "lead_number sha256 \(digest): \(report.count) removed, \(report.held.count) held")])
+        return report
+    }
+}
+
+/// The result of `verify`.
+public struct VerifyReport: Codable, Sendable, Equatable {
+    public var checked = 0
+    public var ok = 0
+    public var missing: [String] = []
+    public var damaged: [String] = []
+    public init() {}
+}
+
+/// Re-hashes every stored file against the catalog.
+public struct IntegrityChecker: Sendable {
+    public let catalog: Catalog
+    public init(catalog: Catalog) { self.catalog = catalog }
+
+    public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
+        var report = VerifyReport()
+        let rows = try catalog.everyRecording()
+        for row in rows {
+            report.checked += 1
+            let path = catalog.data.absolute(row.opusPath)
+            if !FileManager.default.fileExists(atPath: path) {
+                report.missing.append(row.uniqueid)
+            } else if (try? Transcoder.sha256(of: path)) != row.opusSHA256 {
+                report.damaged.append(row.uniqueid)
+            } else {
+                report.ok += 1
+            }
+            progress(report.checked, rows.count)
+        }
+        return report
+    }
+}
+
+extension Data {
+    var sha256Hex: String { SHA256.hash(data: self).map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,0 +1,143 @@
+import Foundation
+
+/// A streaming ZIP writer (APPNOTE 6.3): entries stored as they are (method 0, no recompression
+/// of Opus), CRC-32 computed while the bytes go out, a data descriptor after each entry, and ZIP64
+/// records wherever a size, an offset or the entry count needs them. Memory stays constant.
+final class ZipWriter {
+    private let fd: Int32
+    private var offset: UInt64 = 0
+    private var central: [UInt8] = []
+    private var count = 0
+    private let dosTime: UInt16
+    private let dosDate: UInt16
+
+    init(fd: Int32, date: Date) {
+        self.fd = fd
+        var t = time_t(date.timeIntervalSince1970)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        dosTime = UInt16(tm.tm_hour) << 11 | UInt16(tm.tm_min) << 5 | UInt16(tm.tm_sec / 2)
+        dosDate = UInt16(max(0, tm.tm_year - 80)) << 9 | UInt16(tm.tm_mon + 1) << 5 | UInt16(tm.tm_mday)
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try writeRaw($0) }
+    }
+
+    private func writeRaw(_ raw: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < raw.count {
+            let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ExportError("cannot write the export: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        offset += UInt64(raw.count)
+    }
+
+    /// Adds an entry whose bytes `produce` writes through the callback it is given.
+    func add(name: String, produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let nameBytes = Array(name.utf8)
+        let localOffset = offset
+        // Local header: sizes in the data descriptor (flag 3), names in UTF-8 (flag 11); a ZIP64
+        // extra field with zero sizes so readers expect 8-byte sizes in the descriptor.
+        var h = [UInt8]()
+        h.le32(0x0403_4B50); h.le16(45); h.le16(1 << 3 | 1 << 11); h.le16(0); h.le16(dosTime); h.le16(dosDate)
+        h.le32(0); h.le32(0xFFFF_FFFF); h.le32(0xFFFF_FFFF); h.le16(UInt16(nameBytes.count)); h.le16(20)
+        h += nameBytes
+        h.le16(0x0001); h.le16(16); h.le64(0); h.le64(0)
+        try write(h)
+        var crc = CRC32()
+        var size: UInt64 = 0
+        try produce { chunk in
+            crc.update(chunk)
+            size += UInt64(chunk.count)
+            try writeRaw(chunk)
+        }
+        var d = [UInt8]()
+        d.le32(0x0807_4B50); d.le32(crc.value); d.le64(size); d.le64(size)
+        try write(d)
+        // Central directory entry, with ZIP64 sizes and offset.
+        var c = [UInt8]()
+        c.le32(0x0201_4B50); c.le16(45 | 3 << 8); c.le16(45); c.le16(1 << 3 | 1 << 11); c.le16(0); c.le16(dosTime); c.le16(dosDate)
+        c.le32(crc.value); c.le32(0xFFFF_FFFF); c.le32(0xFFFF_FFFF); c.le16(UInt16(nameBytes.count)); c.le16(28); c.le16(0)
+        c.le16(0); c.le16(0); c.le32(0o100644 << 16); c.le32(0xFFFF_FFFF)
+        c += nameBytes
+        c.le16(0x0001); c.le16(24); c.le64(size); c.le64(size); c.le64(localOffset)
+        central += c
+        count += 1
+    }
+
+    func add(name: String, data: [UInt8]) throws {
+        try add(name: name) { emit in try data.withUnsafeBytes { try emit($0) } }
+    }
+
+    /// The central directory, ZIP64 end records and the end record.
+    func finish() throws {
+        let cdOffset = offset
+        try write(central)
+        let cdSize = UInt64(central.count)
+        let z64Offset = offset
+        var z = [UInt8]()
+        z.le32(0x0606_4B50); z.le64(44); z.le16(45); z.le16(45); z.le32(0); z.le32(0)
+        z.le64(UInt64(count)); z.le64(UInt64(count)); z.le64(cdSize); z.le64(cdOffset)
+        z.le32(0x0706_4B50); z.le32(0); z.le64(z64Offset); z.le32(1)
+        z.le32(0x0605_4B50); z.le16(0); z.le16(0)
+        z.le16(UInt16(min(count, 0xFFFF))); z.le16(UInt16(min(count, 0xFFFF)))
+        z.le32(UInt32(min(cdSize, 0xFFFF_FFFF))); z.le32(UInt32(min(cdOffset, 0xFFFF_FFFF))); z.le16(0)
+        try write(z)
+    }
+}
+
+/// CRC-32 (IEEE 802.3), slicing by 8.
+struct CRC32 {
+    private(set) var value: UInt32 = 0
+    static let tables: [[UInt32]] = {
+        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            t[0][i] = c
+        }
+        for i in 0..<256 {
+            for k in 1..<8 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        }
+        return t
+    }()
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var c = ~value
+        let t = Self.tables
+        var i = 0
+        let n = bytes.count
+        t[0].withUnsafeBufferPointer { t0 in t[1].withUnsafeBufferPointer { t1 in t[2].withUnsafeBufferPointer { t2 in
+        t[3].withUnsafeBufferPointer { t3 in t[4].withUnsafeBufferPointer { t4 in t[5].withUnsafeBufferPointer { t5 in
+        t[6].withUnsafeBufferPointer { t6 in t[7].withUnsafeBufferPointer { t7 in
+            while i + 8 <= n {
+                let lo = c ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+                let hi = UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
+                c = t7[Int(lo & 0xFF)] ^ t6[Int(lo >> 8 & 0xFF)] ^ t5[Int(lo >> 16 & 0xFF)] ^ t4[Int(lo >> 24)]
+                    ^ t3[Int(hi & 0xFF)] ^ t2[Int(hi >> 8 & 0xFF)] ^ t1[Int(hi >> 16 & 0xFF)] ^ t0[Int(hi >> 24)]
+                i += 8
+            }
+            while i < n {
+                c = t0[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
+                i += 1
+            }
+        } } } } } } } }
+        value = ~c
+    }
+}
+
+extension [UInt8] {
+    mutating func le16(_ v: UInt16) { append(UInt8(v & 0xFF)); append(UInt8(v >> 8)) }
+    mutating func le32(_ v: UInt32) { for s in stride(from: 0, to: 32, by: 8) { append(UInt8(v >> UInt32(s) & 0xFF)) } }
+    mutating func le64(_ v: UInt64) { for s in stride(from: 0, to: 64, by: 8) { append(UInt8(v >> UInt64(s) & 0xFF)) } }
+}
+
+public struct ExportError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,179 @@
+import ArgumentParser
+import CallrecCatalog
+import CallrecCompliance
+import CallrecIngest
+import CallrecMedia
+import Foundation
+import Logging
+
+/// A progress line on a terminal, rewritten in place; nothing when stderr is not a terminal.
+func progressLine(_ text: String) {
+    if stderrIsTerminal { FileHandle.standardError.write(Data("\r\(text)\u{1B}[K".utf8)) }
+}
+
+func endProgress() {
+    if stderrIsTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+}
+
+var whoAmI: String { ProcessInfo.processInfo.environment["USER"].map { "cli:\($0)" } ?? "cli" }
+
+struct Hold: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Put a recording under legal hold: nothing removes it (delete, purge, erasure).")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The recording's uniqueid.") var uniqueid: String
+    @Option(help: "Why (a case number, a court order).") var reason: String
+
+    func validate() throws {
+        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+    }
+
+    func run() async throws {
+        let catalog = common.openCatalog(common.settings())
+        do {
+            try catalog.setHold(uniqueid, on: true, reason: reason, audit: AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: nil, action: "hold", uniqueid: uniqueid, detail: reason))
+            print("\(uniqueid) is under legal hold")
+        } catch HoldError.notFound { fail("no recording \(uniqueid)") } catch { fail("\(error)") }
+    }
+}
+
+struct Release: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Release a recording's legal hold.")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The recording's uniqueid.") var uniqueid: String
+
+    func run() async throws {
+        let catalog = common.openCatalog(common.settings())
+        do {
+            try catalog.setHold(uniqueid, on: false, reason: nil, audit: AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: nil, action: "release", uniqueid: uniqueid))
+            print("\(uniqueid) is released")
+        } catch HoldError.notFound { fail("no recording \(uniqueid)") } catch { fail("\(error)") }
+    }
+}
+
+struct Purge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the retention policy now: remove recordings older than CALLREC_RETENTION_DAYS (default 90) or their company's override.",
+        discussion: "Held recordings are kept and reported. Each removal leaves a tombstone (uniqueid, SHA-256, when, why) and an audit entry.")
+    @OptionGroup var common: CommonOptions
+    @Flag(name: .customLong("dry-run"), help: "Say what would be removed; remove nothing.") var dryRun = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let settings = common.settings()
+        let catalog = common.openCatalog(settings)
+        let days = retentionDays()
+        let report: RemovalReport
+        do {
+            report = try Remover(catalog: catalog).purge(now: Date(), defaultDays: days, dryRun: dryRun) { progressLine("purged \($0)") }
+        } catch { fail("\(error)") }
+        endProgress()
+        if json { return try printJSON(report) }
+        print("\(dryRun ? "would remove" : "removed") \(report.count) recording(s), \(report.audioSeconds) s of audio, \(report.bytes) bytes; \(report.held.count) held past retention kept")
+    }
+}
+
+/// CALLREC_RETENTION_DAYS, default 90.
+func retentionDays() -> Int {
+    guard let s = ProcessInfo.processInfo.environment["CALLREC_RETENTION_DAYS"], !s.isEmpty else { return 90 }
+    guard let d = Int(s), d >= 0 else { fail("CALLREC_RETENTION_DAYS must be a whole number of days, not '\(s)'") }
+    return d
+}
+
+struct Retention: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show or set per-company retention overrides.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "The company to set.") var company: String?
+    @Option(help: "Days to keep its recordings.") var days: Int?
+    @Flag(help: "Remove the company's override.") var clear = false
+
+    func run() async throws {
+        let catalog = common.openCatalog(common.settings())
+        do {
+            if let company {
+                guard clear || (days ?? -1) >= 0 else { fail("give --days N (or --clear)") }
+                try catalog.setRetention(company: company, days: clear ? nil : days)
+            }
+            print("default\t\(retentionDays()) days (CALLREC_RETENTION_DAYS)")
+            for (c, d) in try catalog.retentionOverrides().sorted(by: { $0.key < $1.key }) { print("\(c)\t\(d) days") }
+        } catch { fail("\(error)") }
+    }
+}
+
+struct Erase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "LGPD erasure: remove every recording and metadata of a phone number, except those under legal hold (reported).")
+    @OptionGroup var common: CommonOptions
+    @Option(name: .customLong("lead-number"), help: "The data subject's phone number.") var leadNumber: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let catalog = common.openCatalog(common.settings())
+        let report: RemovalReport
+        do { report = try Remover(catalog: catalog).erase(leadNumber: leadNumber, actor: whoAmI, now: Date()) } catch { fail("\(error)") }
+        if json { return try printJSON(report) }
+        print("erased \(report.count) recording(s); kept \(report.held.count) under legal hold\(report.held.isEmpty ? "" : ": " + report.held.joined(separator: " "))")
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Re-hash every stored file against the catalog; non-zero if any is missing or damaged.")
+    @OptionGroup var common: CommonOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let catalog = common.openCatalog(common.settings())
+        let report: VerifyReport
+        do { report = try IntegrityChecker(catalog: catalog).verify { progressLine("verified \($0)/\($1)") } } catch { fail("\(error)") }
+        endProgress()
+        if json { try printJSON(report) } else {
+            print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged")
+            for id in report.missing { print("missing\t\(id)") }
+            for id in report.damaged { print("damaged\t\(id)") }
+        }
+        if !report.missing.isEmpty || !report.damaged.isEmpty {
+            fail("\(report.missing.count) missing and \(report.damaged.count) damaged file(s)")
+        }
+    }
+}
+
+struct Reindex: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild a lost catalog from the audio files' OpusTags (measurements are taken again from the decoded audio).")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let settings = common.settings()
+        let catalog = common.openCatalog(settings)
+        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
+        let report = ingestor.recover(pendingUniqueids: [])
+        print("\(report.adoptedFiles) recording(s) taken back into the catalog, \(report.removedTemporaryFiles) temporary file(s) removed, \(report.finishedRemovals) removal(s) finished")
+        if !report.failures.isEmpty { fail("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }
+    }
+}
+
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compliance export: the audio of a time range as a ZIP, with manifest.csv and manifest.json (metadata and SHA-256 of each file).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "From this instant or date (inclusive).") var from: String
+    @Option(help: "To this instant or date (exclusive).") var to: String
+    @Option(help: "Only this company.") var company: String?
+    @Option(help: "The ZIP to write.") var out: String
+
+    func run() async throws {
+        let settings = common.settings()
+        let catalog = common.openCatalog(settings)
+        var q = ListQuery(company: company)
+        do {
+            q.from = try parseTime(from, zone: settings.timeZone)
+            q.to = try parseTime(to, zone: settings.timeZone)
+        } catch { fail("\(error)") }
+        let summary: ExportSummary
+        do {
+            summary = try Exporter(catalog: catalog).export(q, to: out) { progressLine("exported \($0)/\($1)") }
+        } catch { fail("\(error)") }
+        endProgress()
+        try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)")])
+        print("\(out): \(summary.recordings) recording(s), \(summary.zipBytes) bytes, sha256 \(summary.zipSHA256)")
+    }
+}
