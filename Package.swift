@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "CallrecServer",
             dependencies: [
-                "CallrecMedia", "CallrecCatalog", "CallrecIngest",
+                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecCompliance",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -87,7 +87,10 @@ let package = Package(
         // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
         .executableTarget(
             name: "callrec-bench",
-            dependencies: ["CallrecCatalog", "CallrecIngest", "CallrecMedia", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),

@@ -4,6 +4,7 @@
 //   callrec-bench spool WAV N     N calls through the watcher with 1 and 2 workers; close→row time
 
 import CallrecCatalog
+import CallrecCompliance
 import CallrecIngest
 import CallrecMedia
 import Foundation
@@ -155,11 +156,82 @@ func benchSpool(wav: String, calls: Int) throws {
     print(String(format: "close → row (one call, settle %.1f s): median %.3f s, max %.3f s (target ≤ settle + 1.2 × transcode = %.3f s)", settle, median(latencies), latencies.max()!, target))
 }
 
+/// A catalog of `count` recordings whose files are copies of a real Opus file (so that they
+/// verify), for the export and purge figures.
+func syntheticStore(count: Int, opus: String, dir: String, distinctFiles: Bool) throws -> Catalog {
+    let catalog = try Catalog(data: DataDirectory(dir))
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: opus))
+    let sha = try Transcoder.sha256(of: opus)
+    let start = 1_700_000_000
+    try catalog.pool.write { db in
+        let stmt = try db.makeStatement(sql: """
+            INSERT INTO recording (uniqueid, started_at, company, samples, sample_rate, channels, duration_ms, source_format, source_bytes,
+              source_sha256, opus_path, opus_bytes, opus_bitrate, opus_sha256, silence, clipped_samples, parts, legal_hold, ingested_at, updated_at)
+            VALUES (?, ?, '42', 48000, 8000, 1, 6000, 'wav', 96044, ?, ?, ?, 16000, ?, '{}', 0, 1, 0, 0, 0)
+            """)
+        var made = Set<String>()
+        for i in 0..<count {
+            let t = start + i * 60
+            let id = "\(t).\(i)"
+            let rel = DataDirectory.audioRelativePath(uniqueid: id, startedAt: Date(timeIntervalSince1970: TimeInterval(t)))
+            let path = dir + "/" + rel
+            let folder = Transcoder.directoryOf(path)
+            if !made.contains(folder) {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                made.insert(folder)
+            }
+            if distinctFiles || i == 0 { _ = FileManager.default.createFile(atPath: path, contents: bytes) } else {
+                link(dir + "/" + DataDirectory.audioRelativePath(uniqueid: "\(start).0", startedAt: Date(timeIntervalSince1970: TimeInterval(start))), path)
+            }
+            try stmt.execute(arguments: [id, Int64(t), String(repeating: "a", count: 64), rel, bytes.count, sha])
+        }
+    }
+    return catalog
+}
+
+func benchCompliance(opus: String, exports: Int, purges: Int) throws {
+    // Export: callrec's ZIP against `zip -0` of the same files, in the same run.
+    let dir = temp()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let catalog = try syntheticStore(count: exports, opus: opus, dir: dir, distinctFiles: true)
+    var ours: [Double] = []
+    var theirs: [Double] = []
+    for round in 0..<3 {
+        let a = now()
+        let summary = try Exporter(catalog: catalog).export(ListQuery(), to: dir + "/export-\(round).zip")
+        ours.append(now() - a)
+        precondition(summary.recordings == exports)
+        let b = now()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/zip")
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.arguments = ["-0", "-q", "-r", dir + "/zip-\(round).zip", "audio"]
+        try p.run()
+        p.waitUntilExit()
+        theirs.append(now() - b)
+        try? FileManager.default.removeItem(atPath: dir + "/export-\(round).zip")
+        try? FileManager.default.removeItem(atPath: dir + "/zip-\(round).zip")
+    }
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    print(String(format: "export: %d recordings, callrec %.2f s, zip -0 %.2f s (medians of 3), throughput ratio %.2f× (target ≥ 0.8×); peak RSS of this process %.1f MiB",
+                 exports, median(ours), median(theirs), median(theirs) / median(ours), Double(usage.ru_maxrss) / 1024))
+
+    // Purge: every recording expired.
+    let pdir = temp()
+    defer { try? FileManager.default.removeItem(atPath: pdir) }
+    let pcat = try syntheticStore(count: purges, opus: opus, dir: pdir, distinctFiles: false)
+    let a = now()
+    let report = try Remover(catalog: pcat).purge(now: Date(), defaultDays: 90, dryRun: false)
+    print(String(format: "purge: %d expired recordings removed in %.1f s (target < 60 s)", report.count, now() - a))
+}
+
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "catalog": try benchCatalog(count: args.count > 2 ? Int(args[2])! : 1_000_000)
 case "spool": try benchSpool(wav: args[2], calls: args.count > 3 ? Int(args[3])! : 50)
+case "compliance": try benchCompliance(opus: args[2], exports: args.count > 3 ? Int(args[3])! : 10000, purges: args.count > 4 ? Int(args[4])! : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES]\n".utf8))
     exit(2)
 }

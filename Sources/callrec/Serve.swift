@@ -40,8 +40,11 @@ struct Serve: AsyncParsableCommand {
         let frozen = settings
         let auth: Authenticator
         do { auth = try await makeAuthenticator(settings) } catch { fail("\(error)") }
+        let purgeAt = ProcessInfo.processInfo.environment["CALLREC_PURGE_AT"].flatMap { $0.isEmpty ? nil : $0 } ?? "03:00"
+        guard let at = PurgeService.parseTime(purgeAt) else { fail("CALLREC_PURGE_AT must be HH:MM, not '\(purgeAt)'") }
+        let purge = PurgeService(catalog: catalog, at: at, zone: settings.timeZone, defaultDays: retentionDays(), logger: logger)
         let app = CallrecApplication.make(
-            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger,
+            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge,
             onServerRunning: { port in
                 logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
                 if stderrIsTerminal {

@@ -70,3 +70,16 @@ struct SignedURLTests {
         #expect(sig == b64)
     }
 }
+
+struct PurgeScheduleTests {
+    @Test func nextPurgeTimeInTheLocalZone() throws {
+        let sp = TimeZone(identifier: "America/Sao_Paulo")!
+        #expect(PurgeService.parseTime("03:00")! == (3, 0))
+        #expect(PurgeService.parseTime("24:00") == nil && PurgeService.parseTime("3") == nil)
+        // 2026-11-25T05:00Z is 02:00 in São Paulo: the next 03:00 there is 06:00Z the same day.
+        let now = Date(timeIntervalSince1970: 1_764_046_800)
+        #expect(PurgeService.next(after: now, at: (3, 0), zone: sp) == Date(timeIntervalSince1970: 1_764_050_400))
+        // Just after it: the next day.
+        #expect(PurgeService.next(after: Date(timeIntervalSince1970: 1_764_050_401), at: (3, 0), zone: sp) == Date(timeIntervalSince1970: 1_764_050_400 + 86400))
+    }
+}
