@@ -97,7 +97,8 @@ struct CatalogTests {
         _ = try Catalog(data: DataDirectory(dir.path))
         let again = try Catalog(data: DataDirectory(dir.path))
         let applied = try again.pool.read { try Catalog.migrator.appliedMigrations($0) }
-        #expect(applied == ["v1-recordings", "v2-holds-audit-tombstones"])
+        #expect(applied == Catalog.migrator.migrations)
+        #expect(applied.first == "v1-recordings")
         let indexes = try again.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'recording_%'") }
         #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_lead_number"])
     }
