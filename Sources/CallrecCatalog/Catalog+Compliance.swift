@@ -92,3 +92,32 @@ extension Catalog {
         try pool.read { try String.fetchOne($0, sql: "SELECT opus_sha256 FROM tombstone WHERE uniqueid = ?", arguments: [uniqueid]) }
     }
 }
+
+extension Catalog {
+    /// Puts every recording matching `query` (company, lead number, time range) under legal hold,
+    /// in one transaction with one audit entry each. Returns the uniqueids newly held.
+    public func hold(matching query: ListQuery, reason: String, actor: String, role: String?, client: String?, now: Date) throws -> [String] {
+        guard query.company != nil || query.leadNumber != nil || query.from != nil || query.to != nil else {
+            throw CatalogError("a hold by query needs at least one of company, lead number, from, to")
+        }
+        var sql = "SELECT uniqueid FROM recording WHERE legal_hold = 0"
+        var args: [any DatabaseValueConvertible] = []
+        if let c = query.company { sql += " AND company = ?"; args.append(c) }
+        if let l = query.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        if let f = query.from { sql += " AND started_at >= ?"; args.append(Int64(f.timeIntervalSince1970.rounded(.up))) }
+        if let t = query.to { sql += " AND started_at < ?"; args.append(Int64(t.timeIntervalSince1970.rounded(.up))) }
+        sql += " ORDER BY started_at, uniqueid"
+        return try pool.write { db in
+            let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+            let at = Int64(now.timeIntervalSince1970)
+            for id in ids {
+                try db.execute(
+                    sql: "UPDATE recording SET legal_hold = 1, hold_reason = ?, hold_by = ?, hold_at = ?, updated_at = ? WHERE uniqueid = ?",
+                    arguments: [reason, actor, at, at, id])
+                var e = AuditEntry(at: now, actor: actor, role: role, company: query.company, action: "hold", uniqueid: id, detail: reason, client: client)
+                try e.insert(db)
+            }
+            return ids
+        }
+    }
+}

@@ -129,6 +129,25 @@ public final class Catalog: Sendable {
                 t.column("days", .integer).notNull()
             }
         }
+        m.registerMigration("v4-export-jobs") { db in
+            try db.create(table: "export_job") { t in
+                t.primaryKey("id", .text)
+                t.column("status", .text).notNull()  // queued, running, completed, failed, expired
+                t.column("from_at", .integer).notNull()
+                t.column("to_at", .integer).notNull()
+                t.column("company", .text)
+                t.column("requested_by", .text).notNull()
+                t.column("created_at", .integer).notNull()
+                t.column("finished_at", .integer)
+                t.column("done", .integer).notNull().defaults(to: 0)
+                t.column("total", .integer).notNull().defaults(to: 0)
+                t.column("path", .text)
+                t.column("bytes", .integer)
+                t.column("sha256", .text)
+                t.column("error", .text)
+            }
+            try db.create(index: "export_job_status", on: "export_job", columns: ["status", "created_at"])
+        }
         return m
     }
 }

@@ -157,5 +157,51 @@ enum OpenAPIRoute {
               summary: release a legal hold (compliance, admin)
               security: [{bearer: []}]
               responses: {"200": {description: the recording}, "403": {$ref: '#/components/responses/Error'}, "404": {$ref: '#/components/responses/Error'}}
+          /exports:
+            post:
+              summary: start a compliance export of a time range (compliance, admin); 202 with the job
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [from, to], properties: {from: {type: string}, to: {type: string}, company: {type: string}}}}}}
+              responses: {"202": {description: the job}, "400": {$ref: '#/components/responses/Error'}, "403": {$ref: '#/components/responses/Error'}}
+          /exports/{id}:
+            parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+            get:
+              summary: the job's status and progress
+              security: [{bearer: []}]
+              responses: {"200": {description: the job}, "404": {$ref: '#/components/responses/Error'}}
+          /exports/{id}/download:
+            parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+            get:
+              summary: the ZIP, with Range so a broken download resumes
+              security: [{bearer: []}, {signedURL: []}]
+              responses: {"200": {description: application/zip}, "206": {description: a range}, "404": {$ref: '#/components/responses/Error'}, "409": {$ref: '#/components/responses/Error'}, "410": {$ref: '#/components/responses/Error'}}
+          /holds:
+            post:
+              summary: legal hold by query (company, lead_number, from, to; at least one) with a reason (compliance, admin)
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [reason]}}}}
+              responses: {"200": {description: "{held: [uniqueid]}"}, "400": {$ref: '#/components/responses/Error'}, "403": {$ref: '#/components/responses/Error'}}
+          /erasures:
+            post:
+              summary: LGPD erasure of a phone number (admin); held recordings are kept and reported
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [lead_number], properties: {lead_number: {type: string}}}}}}
+              responses: {"200": {description: "{count, audio_seconds, bytes, uniqueids, held}"}, "400": {$ref: '#/components/responses/Error'}, "403": {$ref: '#/components/responses/Error'}}
+          /retention:
+            get:
+              summary: per-company retention overrides, in days (compliance, admin)
+              security: [{bearer: []}]
+              responses: {"200": {description: "{company: days}"}}
+          /retention/{company}:
+            parameters: [{name: company, in: path, required: true, schema: {type: string}}]
+            put:
+              summary: set a company's retention in days (admin)
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [days], properties: {days: {type: integer}}}}}}
+              responses: {"200": {description: the overrides}, "400": {$ref: '#/components/responses/Error'}, "403": {$ref: '#/components/responses/Error'}}
+            delete:
+              summary: back to CALLREC_RETENTION_DAYS (admin)
+              security: [{bearer: []}]
+              responses: {"200": {description: the overrides}}
         """#
 }

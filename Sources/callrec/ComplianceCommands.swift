@@ -18,17 +18,36 @@ func endProgress() {
 var whoAmI: String { ProcessInfo.processInfo.environment["USER"].map { "cli:\($0)" } ?? "cli" }
 
 struct Hold: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Put a recording under legal hold: nothing removes it (delete, purge, erasure).")
+    static let configuration = CommandConfiguration(
+        abstract: "Put a recording under legal hold: nothing removes it (delete, purge, erasure).",
+        discussion: "Give a UNIQUEID, or hold every recording matching --company, --lead-number, --from, --to.")
     @OptionGroup var common: CommonOptions
-    @Argument(help: "The recording's uniqueid.") var uniqueid: String
+    @Argument(help: "The recording's uniqueid.") var uniqueid: String?
     @Option(help: "Why (a case number, a court order).") var reason: String
+    @Option(help: "Hold every recording of this company.") var company: String?
+    @Option(name: .customLong("lead-number"), help: "Hold every recording of this phone number.") var leadNumber: String?
+    @Option(help: "Hold recordings from this instant or date.") var from: String?
+    @Option(help: "Hold recordings before this instant or date.") var to: String?
 
     func validate() throws {
         if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+        let byQuery = company != nil || leadNumber != nil || from != nil || to != nil
+        if (uniqueid == nil) == !byQuery { throw ValidationError("give a UNIQUEID, or --company/--lead-number/--from/--to (not both)") }
     }
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let settings = common.settings()
+        let catalog = common.openCatalog(settings)
+        guard let uniqueid else {
+            do {
+                var q = ListQuery(company: company, leadNumber: leadNumber)
+                q.from = try from.map { try parseTime($0, zone: settings.timeZone) }
+                q.to = try to.map { try parseTime($0, zone: settings.timeZone) }
+                let ids = try catalog.hold(matching: q, reason: reason, actor: whoAmI, role: "cli", client: nil, now: Date())
+                print("\(ids.count) recording(s) put under legal hold")
+            } catch { fail("\(error)") }
+            return
+        }
         do {
             try catalog.setHold(uniqueid, on: true, reason: reason, audit: AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: nil, action: "hold", uniqueid: uniqueid, detail: reason))
             print("\(uniqueid) is under legal hold")

@@ -1,0 +1,80 @@
+import Foundation
+import GRDB
+
+/// An export requested over HTTP, kept in the catalog so it survives a restart.
+public struct ExportJob: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "export_job"
+    public enum Status: String, Codable, Sendable { case queued, running, completed, failed, expired }
+
+    public var id: String
+    public var status: Status
+    public var fromAt: Int64
+    public var toAt: Int64
+    public var company: String?
+    public var requestedBy: String
+    public var createdAt: Int64
+    public var finishedAt: Int64?
+    public var done: Int
+    public var total: Int
+    public var path: String?
+    public var bytes: Int?
+    public var sha256: String?
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, fromAt = "from_at", toAt = "to_at", company, requestedBy = "requested_by", createdAt = "created_at"
+        case finishedAt = "finished_at", done, total, path, bytes, sha256, error
+    }
+
+    public init(id: String, from: Date, to: Date, company: String?, requestedBy: String, now: Date) {
+        self.id = id
+        status = .queued
+        fromAt = Int64(from.timeIntervalSince1970)
+        toAt = Int64(to.timeIntervalSince1970)
+        self.company = company
+        self.requestedBy = requestedBy
+        createdAt = Int64(now.timeIntervalSince1970)
+        done = 0
+        total = 0
+    }
+}
+
+extension Catalog {
+    public func saveJob(_ job: ExportJob) throws { try pool.write { try job.save($0) } }
+
+    public func job(_ id: String) throws -> ExportJob? { try pool.read { try ExportJob.fetchOne($0, key: id) } }
+
+    /// The oldest queued job, marked running; jobs a crash left running are queued again first.
+    public func claimJob() throws -> ExportJob? {
+        try pool.write { db in
+            guard var job = try ExportJob.filter(Column("status") == ExportJob.Status.queued.rawValue).order(Column("created_at")).fetchOne(db) else { return nil }
+            job.status = .running
+            try job.update(db)
+            return job
+        }
+    }
+
+    public func requeueInterruptedJobs() throws {
+        try pool.write { try $0.execute(sql: "UPDATE export_job SET status = 'queued', done = 0 WHERE status = 'running'") }
+    }
+
+    public func updateProgress(_ id: String, done: Int, total: Int) throws {
+        try pool.write { try $0.execute(sql: "UPDATE export_job SET done = ?, total = ? WHERE id = ?", arguments: [done, total, id]) }
+    }
+
+    /// Completed jobs finished before `cutoff`: their files go, the job stays as `expired`.
+    public func expireJobs(before cutoff: Date) throws -> [ExportJob] {
+        let due = try pool.read { db in
+            try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchCount(db)
+        }
+        guard due > 0 else { return [] }  // no write (and no fsync) when there is nothing to do
+        return try pool.write { db in
+            let old = try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchAll(db)
+            for var j in old {
+                j.status = .expired
+                try j.update(db)
+            }
+            return old
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import CallrecCatalog
+import CallrecCompliance
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs the export jobs of `POST /exports`, one at a time, from the catalog: a job a stop or a
+/// crash interrupted is started again from the beginning at the next start. Finished exports are
+/// removed after `keep` (`CALLREC_EXPORT_TTL_HOURS`, default 24).
+public final class ExportService: Service, @unchecked Sendable {
+    let catalog: Catalog
+    let logger: Logger
+    let keep: TimeInterval
+    private let poked = ManagedFlag()
+
+    public init(catalog: Catalog, logger: Logger, keep: TimeInterval = 24 * 3600) {
+        self.catalog = catalog
+        self.logger = logger
+        self.keep = keep
+    }
+
+    /// A new job is waiting.
+    public func poke() { poked.set() }
+
+    func path(of id: String) -> String { catalog.data.exportsRoot + "/\(id).zip" }
+
+    public func run() async throws {
+        try? catalog.requeueInterruptedJobs()
+        var idle = 0
+        while !Task.isShuttingDownGracefully {
+            for job in (try? catalog.expireJobs(before: Date().addingTimeInterval(-keep))) ?? [] {
+                unlink(path(of: job.id))
+                logger.info("export expired", metadata: ["export": "\(job.id)"])
+            }
+            if let job = try? catalog.claimJob() {
+                await runJob(job)
+                continue
+            }
+            // Idle: look again after 100 ms when poked, else every 2 s (jobs may also come from
+            // another process sharing the catalog), until the stop.
+            idle = 0
+            while !poked.take() && idle < 20 && !Task.isShuttingDownGracefully {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
+                idle += 1
+            }
+        }
+    }
+
+    func runJob(_ job: ExportJob) async {
+        let catalog = self.catalog
+        let out = path(of: job.id)
+        let query = ListQuery(from: Date(timeIntervalSince1970: TimeInterval(job.fromAt)), to: Date(timeIntervalSince1970: TimeInterval(job.toAt)), company: job.company)
+        let result: Result<ExportSummary, any Error> = await withCheckedContinuation { done in
+            Thread {
+                var last = Date.distantPast
+                done.resume(returning: Result {
+                    try Exporter(catalog: catalog).export(query, to: out) { n, total in
+                        if n == total || Date().timeIntervalSince(last) > 0.5 {
+                            last = Date()
+                            try? catalog.updateProgress(job.id, done: n, total: total)
+                        }
+                    }
+                })
+            }.start()
+        }
+        var finished = (try? catalog.job(job.id)) ?? job
+        finished.finishedAt = Int64(Date().timeIntervalSince1970)
+        switch result {
+        case .success(let s):
+            finished.status = .completed
+            finished.done = s.recordings
+            finished.total = s.recordings
+            finished.path = "exports/\(job.id).zip"
+            finished.bytes = s.zipBytes
+            finished.sha256 = s.zipSHA256
+            logger.notice("export completed", metadata: ["export": "\(job.id)", "recordings": "\(s.recordings)", "bytes": "\(s.zipBytes)"])
+        case .failure(let e):
+            finished.status = .failed
+            finished.error = "\(e)"
+            logger.error("export failed", metadata: ["export": "\(job.id)", "error": "\(e)"])
+        }
+        try? catalog.saveJob(finished)
+        try? catalog.audit([AuditEntry(at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
+                                       detail: "\(job.id) \(finished.status.rawValue) \(finished.sha256 ?? finished.error ?? "")")])
+    }
+}
+
+/// A flag set by one task and taken by another.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    func take() -> Bool { lock.lock(); defer { value = false; lock.unlock() }; return value }
+}
