@@ -106,6 +106,9 @@ let package = Package(
         ),
         .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         // End to end: the built `callrec` binary, a real spool, a real server on loopback.
-        .testTarget(name: "CallrecTests", dependencies: ["CallrecCatalog", "CallrecMedia", "CallrecTestSupport"]),
+        .testTarget(
+            name: "CallrecTests",
+            dependencies: ["CallrecCatalog", "CallrecMedia", "CallrecTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
     ]
 )

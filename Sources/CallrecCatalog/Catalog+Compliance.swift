@@ -79,8 +79,8 @@ extension Catalog {
             try row.delete(db)
             try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [uniqueid])
             try db.execute(
-                sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason) VALUES (?, ?, ?, ?)",
-                arguments: [uniqueid, row.opusSHA256, audit.at, reason])
+                sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason, opus_path) VALUES (?, ?, ?, ?, ?)",
+                arguments: [uniqueid, row.opusSHA256, audit.at, reason, row.opusPath])
             var e = audit
             try e.insert(db)
             return row

@@ -66,8 +66,8 @@ extension Catalog {
                 try current.delete(db)
                 try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [row.uniqueid])
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason) VALUES (?, ?, ?, ?)",
-                    arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason])
+                    sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason, opus_path) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason, current.opusPath])
                 var e = AuditEntry(at: now, actor: actor, role: nil, company: nil, action: reason, uniqueid: row.uniqueid)
                 try e.insert(db)
                 removed.append(current)
@@ -91,5 +91,15 @@ extension Catalog {
 
     public func everyRecording() throws -> [RecordingRow] {
         try pool.read { try RecordingRow.order(Column("started_at"), Column("uniqueid")).fetchAll($0) }
+    }
+}
+
+extension Catalog {
+    /// Removed recordings whose file may still be on disk: (uniqueid, path, SHA-256).
+    public func tombstonesWithFiles(since: Date?) throws -> [(String, String, String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT uniqueid, opus_path, opus_sha256 FROM tombstone WHERE opus_path IS NOT NULL AND at >= ?",
+                             arguments: [Int64(since?.timeIntervalSince1970 ?? 0)]).map { ($0[0], $0[1], $0[2]) }
+        }
     }
 }

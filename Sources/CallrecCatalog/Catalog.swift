@@ -148,6 +148,10 @@ public final class Catalog: Sendable {
             }
             try db.create(index: "export_job_status", on: "export_job", columns: ["status", "created_at"])
         }
+        m.registerMigration("v5-tombstone-path") { db in
+            // Where the removed file was, so that a removal cut short is finished without a scan.
+            try db.alter(table: "tombstone") { t in t.add(column: "opus_path", .text) }
+        }
         return m
     }
 }

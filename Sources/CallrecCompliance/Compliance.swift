@@ -35,10 +35,26 @@ public struct Remover: Sendable {
         }
     }
 
+    /// Removes the files of removals a crash cut short (row gone, tombstone written, file still
+    /// there), checking each file's SHA-256 against its tombstone. Returns how many.
+    @discardableResult
+    public func finishRemovals(since: Date? = nil) throws -> Int {
+        var finished = 0
+        for (_, rel, sha) in try catalog.tombstonesWithFiles(since: since) {
+            let path = catalog.data.absolute(rel)
+            guard FileManager.default.fileExists(atPath: path), (try? Transcoder.sha256(of: path)) == sha else { continue }
+            // A recording ingested again under the same uniqueid has a row (and no tombstone).
+            if unlink(path) == 0 { finished += 1 }
+        }
+        return finished
+    }
+
     /// Applies the retention policy at `now`: CALLREC_RETENTION_DAYS, per-company overrides.
+    /// It first finishes the removals an interrupted purge left behind.
     public func purge(now: Date, defaultDays: Int, dryRun: Bool, progress: (Int) -> Void = { _ in }) throws -> RemovalReport {
         var report = RemovalReport()
         report.held = try catalog.heldPastRetention(now: now, defaultDays: defaultDays)
+        if !dryRun { try finishRemovals() }
         if dryRun {
             Self.add(try catalog.expired(now: now, defaultDays: defaultDays, limit: Int.max), to: &report)
             progress(report.count)

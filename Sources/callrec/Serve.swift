@@ -42,9 +42,11 @@ struct Serve: AsyncParsableCommand {
         do { auth = try await makeAuthenticator(settings) } catch { fail("\(error)") }
         let purgeAt = ProcessInfo.processInfo.environment["CALLREC_PURGE_AT"].flatMap { $0.isEmpty ? nil : $0 } ?? "03:00"
         guard let at = PurgeService.parseTime(purgeAt) else { fail("CALLREC_PURGE_AT must be HH:MM, not '\(purgeAt)'") }
+        let ttlText = ProcessInfo.processInfo.environment["CALLREC_EXPORT_TTL_HOURS"].flatMap { $0.isEmpty ? nil : $0 } ?? "24"
+        guard let ttlHours = Double(ttlText), ttlHours > 0 else { fail("CALLREC_EXPORT_TTL_HOURS must be a positive number of hours, not '\(ttlText)'") }
         let purge = PurgeService(catalog: catalog, at: at, zone: settings.timeZone, defaultDays: retentionDays(), logger: logger)
         let app = CallrecApplication.make(
-            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge,
+            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, exportTTL: ttlHours * 3600,
             onServerRunning: { port in
                 logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
                 if stderrIsTerminal {

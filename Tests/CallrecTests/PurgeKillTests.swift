@@ -1,0 +1,65 @@
+import CallrecCatalog
+import CallrecTestSupport
+import Foundation
+import GRDB
+import Testing
+
+/// `callrec purge` killed with SIGKILL at random moments, then run again: in the end every
+/// expired recording is gone (row and file), the held one stays, and nothing is left half-removed.
+struct PurgeKillTests {
+    @Test func purgeSurvivesSIGKILL() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let src = dir.file("1732467600.0.wav")
+        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: src)
+        #expect(try run(Paths.binary, ["ingest", "--data", data, src]).status == 0)
+        // 3,000 more recordings: copies of that row, their files hard links to its file.
+        let catalog = try Catalog(data: DataDirectory(data))
+        let first = try #require(try catalog.recording("1732467600.0"))
+        let count = 3000
+        try catalog.pool.write { db in
+            for i in 1...count {
+                let id = "1732467600.\(i)"
+                let rel = first.opusPath.replacingOccurrences(of: "1732467600.0.opus", with: "\(id).opus")
+                link(data + "/" + first.opusPath, data + "/" + rel)
+                try db.execute(sql: """
+                    INSERT INTO recording SELECT ?, started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms, source_format,
+                      source_bytes, source_sha256, ?, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs, rms_dbfs, clipped_samples, parts,
+                      legal_hold, ingested_at, updated_at, hold_reason, hold_by, hold_at FROM recording WHERE uniqueid = '1732467600.0'
+                    """, arguments: [id, rel])
+            }
+        }
+        #expect(try run(Paths.binary, ["hold", "1732467600.7", "--reason", "court", "--data", data]).status == 0)
+        var env = ProcessInfo.processInfo.environment
+        env["CALLREC_RETENTION_DAYS"] = "30"
+        var kills = 0
+        var partial = 0  // kills that landed in the middle of the work
+        for _ in 0..<12 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Paths.binary)
+            p.arguments = ["purge", "--data", data]
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.8))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            p.waitUntilExit()
+            let removed = try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! }
+            if p.terminationReason == .uncaughtSignal && removed > 0 && removed < count { partial += 1 }
+            if p.terminationReason == .exit && p.terminationStatus == 0 { break }
+        }
+        let final = try run(Paths.binary, ["purge", "--json", "--data", data], environment: env)
+        #expect(final.status == 0)
+        print("purge SIGKILL test: \(kills) kill(s), \(partial) in the middle of the work, before a run finished")
+        #expect(try catalog.count() == 1)
+        #expect(try catalog.recording("1732467600.7")?.legalHold == true)
+        let files = (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".opus") }
+        #expect(files.map { ($0 as NSString).lastPathComponent } == ["1732467600.7.opus"], "\(files.count) files left")
+        let tombstones = try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! }
+        #expect(tombstones == count)  // 3,001 recordings, one held
+    }
+}
