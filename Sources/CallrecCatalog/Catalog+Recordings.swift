@@ -115,13 +115,7 @@ extension Catalog {
 
     public func list(_ q: ListQuery) throws -> Page {
         let limit = max(1, min(q.limit, Self.maxPageSize))
-        var sql = "SELECT * FROM recording WHERE 1"
-        var args: [any DatabaseValueConvertible] = []
-        if let from = q.from { sql += " AND started_at >= ?"; args.append(Int64(from.timeIntervalSince1970.rounded(.up))) }
-        if let to = q.to { sql += " AND started_at < ?"; args.append(Int64(to.timeIntervalSince1970.rounded(.up))) }
-        if let c = q.company { sql += " AND company = ?"; args.append(c) }
-        if let a = q.agent { sql += " AND agent = ?"; args.append(a) }
-        if let l = q.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        var (sql, args) = Self.filters(q, select: "*")
         if let cursor = q.cursor {
             guard let (t, id) = Self.decodeCursor(cursor) else { throw CatalogError("invalid cursor") }
             sql += " AND (started_at, uniqueid) > (?, ?)"
@@ -133,6 +127,24 @@ extension Catalog {
         let items = Array(rows.prefix(limit))
         let next = rows.count > limit ? items.last.map { Self.encodeCursor($0.startedAt, $0.uniqueid) } : nil
         return Page(items: items, nextCursor: next)
+    }
+
+    /// How many recordings a query matches (its cursor and limit aside).
+    public func count(_ q: ListQuery) throws -> Int {
+        let (sql, args) = Self.filters(q, select: "COUNT(*)")
+        return try pool.read { try Int.fetchOne($0, sql: sql, arguments: StatementArguments(args)) ?? 0 }
+    }
+
+    /// `SELECT <select> FROM recording WHERE …` for the query's time range and filters.
+    static func filters(_ q: ListQuery, select: String) -> (String, [any DatabaseValueConvertible]) {
+        var sql = "SELECT \(select) FROM recording WHERE 1"
+        var args: [any DatabaseValueConvertible] = []
+        if let from = q.from { sql += " AND started_at >= ?"; args.append(Int64(from.timeIntervalSince1970.rounded(.up))) }
+        if let to = q.to { sql += " AND started_at < ?"; args.append(Int64(to.timeIntervalSince1970.rounded(.up))) }
+        if let c = q.company { sql += " AND company = ?"; args.append(c) }
+        if let a = q.agent { sql += " AND agent = ?"; args.append(a) }
+        if let l = q.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        return (sql, args)
     }
 
     static func encodeCursor(_ t: Int64, _ id: String) -> String {

@@ -23,76 +23,105 @@ public struct Exporter: Sendable {
     public init(catalog: Catalog) { self.catalog = catalog }
 
     public func export(_ query: ListQuery, to out: String, now: Date = Date(), progress: (Int, Int) -> Void = { _, _ in }) throws -> ExportSummary {
-        var rows: [RecordingRow] = []
-        var q = query
-        q.limit = Catalog.maxPageSize
-        repeat {
-            let page = try catalog.list(q)
-            rows += page.items
-            q.cursor = page.nextCursor
-        } while q.cursor != nil
-
+        let total = try catalog.count(query)
         let temp = Transcoder.temporaryPath(for: out)
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ExportError("cannot create \(out): \(String(cString: strerror(errno)))") }
+        // The manifests grow with the export: they are spooled to files beside it, not kept in memory.
+        let csvPath = temp + ".csv", jsonPath = temp + ".json"
         var done = false
         defer {
             close(fd)
+            unlink(csvPath)
+            unlink(jsonPath)
             if !done { unlink(temp) }
         }
+        let csv = try Spool(path: csvPath)
+        let json = try Spool(path: jsonPath)
+        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold\r\n")
         let zip = ZipWriter(fd: fd, date: now)
-        var manifest: [[String: Any]] = []
-        var csv = "uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold\r\n"
         var audioBytes = 0
+        var count = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        for (i, row) in rows.enumerated() {
-            let path = catalog.data.absolute(row.opusPath)
-            let input = open(path, O_RDONLY | O_CLOEXEC)
-            guard input >= 0 else { throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)") }
-            defer { close(input) }
-            var hasher = SHA256()
-            var bytes = 0
-            try zip.add(name: row.opusPath) { emit in
-                while true {
-                    let n = read(input, buffer.baseAddress!, buffer.count)
-                    if n < 0 { throw ExportError("cannot read \(path): \(String(cString: strerror(errno)))") }
-                    if n == 0 { break }
-                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                    hasher.update(bufferPointer: chunk)
-                    try emit(chunk)
-                    bytes += n
-                }
+        var q = query
+        q.limit = 200
+        repeat {
+            let page = try catalog.list(q)
+            for row in page.items {
+                let (bytes, sha) = try copy(row, into: zip, buffer: buffer)
+                audioBytes += bytes
+                let started = RecordingTags.iso(row.startedAtDate)
+                let entry: [String: Any] = [
+                    "uniqueid": row.uniqueid, "started_at": started, "company": row.company as Any, "agent": row.agent as Any,
+                    "lead_number": row.leadNumber as Any, "duration_ms": row.durationMs, "sample_rate": row.sampleRate, "channels": row.channels,
+                    "file": row.opusPath, "bytes": bytes, "sha256": sha, "legal_hold": row.legalHold,
+                    "source": ["format": row.sourceFormat, "bytes": row.sourceBytes, "sha256": row.sourceSHA256],
+                ]
+                try json.append((count == 0 ? "\n    " : ",\n    ") + String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                try csv.append([row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
+                                String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false"]
+                    .map(Self.csvField).joined(separator: ",") + "\r\n")
+                count += 1
+                progress(count, max(total, count))
             }
-            let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            guard sha == row.opusSHA256 else { throw ExportError("\(row.uniqueid): its audio file does not match the catalog's SHA-256 (run callrec verify)") }
-            audioBytes += bytes
-            let json = RecordingJSON(row)
-            manifest.append([
-                "uniqueid": row.uniqueid, "started_at": json.startedAt, "company": row.company as Any, "agent": row.agent as Any,
-                "lead_number": row.leadNumber as Any, "duration_ms": row.durationMs, "sample_rate": row.sampleRate, "channels": row.channels,
-                "file": row.opusPath, "bytes": bytes, "sha256": sha, "legal_hold": row.legalHold,
-                "source": ["format": row.sourceFormat, "bytes": row.sourceBytes, "sha256": row.sourceSHA256],
-            ])
-            csv += [row.uniqueid, json.startedAt, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
-                    String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false"]
-                .map(Self.csvField).joined(separator: ",") + "\r\n"
-            progress(i + 1, rows.count)
+            q.cursor = page.nextCursor
+        } while q.cursor != nil
+        try csv.close()
+        try json.close()
+        func quoted(_ s: String?) -> String { s.map { String(decoding: try! JSONSerialization.data(withJSONObject: $0, options: .fragmentsAllowed), as: UTF8.self) } ?? "null" }
+        let head = "{\n  \"company\": \(quoted(query.company)),\n  \"count\": \(count),\n  \"from\": \(quoted(query.from.map(RecordingTags.iso))),\n  \"generated_at\": \"\(RecordingTags.iso(now))\",\n  \"recordings\": ["
+        let tail = (count == 0 ? "" : "\n  ") + "],\n  \"to\": \(quoted(query.to.map(RecordingTags.iso)))\n}\n"
+        try zip.add(name: "manifest.csv") { emit in try Self.stream(csvPath, buffer: buffer, emit) }
+        try zip.add(name: "manifest.json") { emit in
+            try Array(head.utf8).withUnsafeBytes { try emit($0) }
+            try Self.stream(jsonPath, buffer: buffer, emit)
+            try Array(tail.utf8).withUnsafeBytes { try emit($0) }
         }
-        let header: [String: Any] = [
-            "generated_at": RecordingTags.iso(now), "count": rows.count,
-            "from": query.from.map(RecordingTags.iso) as Any, "to": query.to.map(RecordingTags.iso) as Any,
-            "company": query.company as Any, "recordings": manifest,
-        ]
-        try zip.add(name: "manifest.csv", data: Array(csv.utf8))
-        try zip.add(name: "manifest.json", data: Array(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])))
         try zip.finish()
         guard fsync(fd) == 0, rename(temp, out) == 0 else { throw ExportError("cannot write \(out): \(String(cString: strerror(errno)))") }
         done = true
         try? syncDirectory(Transcoder.directoryOf(out))
         var st = stat()
         stat(out, &st)
-        return ExportSummary(recordings: rows.count, audioBytes: audioBytes, zipBytes: Int(st.st_size), zipSHA256: try Transcoder.sha256(of: out))
+        return ExportSummary(recordings: count, audioBytes: audioBytes, zipBytes: Int(st.st_size), zipSHA256: try Transcoder.sha256(of: out))
+    }
+
+    /// Copies one recording's file into the ZIP, hashing it; a file that does not match the
+    /// catalog fails the export.
+    func copy(_ row: RecordingRow, into zip: ZipWriter, buffer: UnsafeMutableRawBufferPointer) throws -> (Int, String) {
+        let path = catalog.data.absolute(row.opusPath)
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)") }
+        defer { close(input) }
+        var hasher = SHA256()
+        var bytes = 0
+        try zip.add(name: row.opusPath) { emit in
+            while true {
+                let n = read(input, buffer.baseAddress!, buffer.count)
+                if n < 0 { throw ExportError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                hasher.update(bufferPointer: chunk)
+                try emit(chunk)
+                bytes += n
+            }
+        }
+        let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        guard sha == row.opusSHA256 else { throw ExportError("\(row.uniqueid): its audio file does not match the catalog's SHA-256 (run callrec verify)") }
+        return (bytes, sha)
+    }
+
+    static func stream(_ path: String, buffer: UnsafeMutableRawBufferPointer, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ExportError("cannot read \(path)") }
+        defer { close(fd) }
+        while true {
+            let n = read(fd, buffer.baseAddress!, buffer.count)
+            if n < 0 { throw ExportError("cannot read \(path)") }
+            if n == 0 { return }
+            try emit(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
     }
 
     /// RFC 4180 quoting; a leading = + - @ is prefixed with ' so spreadsheets do not run it.
@@ -103,5 +132,32 @@ public struct Exporter: Sendable {
             return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return v
+    }
+}
+
+/// An append-only text file, buffered.
+final class Spool {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ExportError("cannot create \(path)") }
+    }
+
+    func append(_ s: String) throws {
+        buffer += Array(s.utf8)
+        if buffer.count > 1 << 16 { try flush() }
+    }
+
+    func flush() throws {
+        let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        guard n == buffer.count else { throw ExportError("cannot write the manifest") }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() throws {
+        if !buffer.isEmpty { try flush() }
+        _ = Foundation.close(fd)
     }
 }
