@@ -83,6 +83,7 @@ extension Catalog {
                 arguments: [uniqueid, row.opusSHA256, audit.at, reason, row.opusPath])
             var e = audit
             try e.insert(db)
+            try recordEvent(db, type: .recordingDeleted, uniqueid: uniqueid, key: "recording", object: try Self.recordingObject(row), now: Date())
             return row
         }
     }

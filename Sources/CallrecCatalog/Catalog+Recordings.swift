@@ -52,6 +52,7 @@ extension Catalog {
             try SourcePartRow.filter(Column("uniqueid") == row.uniqueid).deleteAll(db)
             for p in parts { try p.insert(db) }
             try WaveformRow(uniqueid: row.uniqueid, json: waveform).save(db)
+            try recordEvent(db, type: .recordingReady, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(row), now: Date())
         }
     }
 

@@ -70,6 +70,7 @@ extension Catalog {
                     arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason, current.opusPath])
                 var e = AuditEntry(at: now, actor: actor, role: nil, company: nil, action: reason, uniqueid: row.uniqueid)
                 try e.insert(db)
+                try recordEvent(db, type: .recordingDeleted, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(current), now: now)
                 removed.append(current)
             }
             return removed

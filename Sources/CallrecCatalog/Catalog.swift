@@ -5,9 +5,12 @@ import GRDB
 public final class Catalog: Sendable {
     public let pool: DatabasePool
     public let data: DataDirectory
+    /// Whether changes write webhook events to the outbox (when `CALLREC_WEBHOOK_URL` is set).
+    public let recordsEvents: Bool
 
     /// Opens (creating and migrating if needed) the catalog of a data directory.
-    public init(data: DataDirectory) throws {
+    public init(data: DataDirectory, recordsEvents: Bool = !(ProcessInfo.processInfo.environment["CALLREC_WEBHOOK_URL"] ?? "").isEmpty) throws {
+        self.recordsEvents = recordsEvents
         try data.create()
         var config = Configuration()
         config.busyMode = .timeout(10)  // the CLI and the server share the file
@@ -151,6 +154,23 @@ public final class Catalog: Sendable {
         m.registerMigration("v5-tombstone-path") { db in
             // Where the removed file was, so that a removal cut short is finished without a scan.
             try db.alter(table: "tombstone") { t in t.add(column: "opus_path", .text) }
+        }
+        m.registerMigration("v6-outbox") { db in
+            // Webhook events, written in the same transaction as the change they report; sent in
+            // order per recording (seq), retried, kept across restarts.
+            try db.create(table: "outbox") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("id", .text).notNull().unique()
+                t.column("type", .text).notNull()
+                t.column("uniqueid", .text)
+                t.column("created_at", .integer).notNull()
+                t.column("body", .blob).notNull()
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("next_attempt_at", .integer).notNull().defaults(to: 0)
+                t.column("delivered_at", .integer)
+                t.column("last_error", .text)
+            }
+            try db.create(index: "outbox_pending", on: "outbox", columns: ["delivered_at", "seq"])
         }
         return m
     }

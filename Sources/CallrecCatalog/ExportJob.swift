@@ -42,6 +42,17 @@ public struct ExportJob: Codable, Sendable, Equatable, FetchableRecord, Persista
 extension Catalog {
     public func saveJob(_ job: ExportJob) throws { try pool.write { try job.save($0) } }
 
+    /// Records a finished job and, when it completed, its `export.completed` event, together.
+    public func finishJob(_ job: ExportJob, download: String?) throws {
+        try pool.write { db in
+            try job.save(db)
+            guard job.status == .completed else { return }
+            var object = try JSONSerialization.jsonObject(with: JSONEncoder.callrec.encode(job)) as? [String: Any] ?? [:]
+            object["download"] = download
+            try recordEvent(db, type: .exportCompleted, uniqueid: nil, key: "export", object: object, now: Date())
+        }
+    }
+
     public func job(_ id: String) throws -> ExportJob? { try pool.read { try ExportJob.fetchOne($0, key: id) } }
 
     /// The oldest queued job, marked running; jobs a crash left running are queued again first.

@@ -79,7 +79,7 @@ public final class ExportService: Service, @unchecked Sendable {
             finished.error = "\(e)"
             logger.error("export failed", metadata: ["export": "\(job.id)", "error": "\(e)"])
         }
-        try? catalog.saveJob(finished)
+        try? catalog.finishJob(finished, download: finished.status == .completed ? "/exports/\(job.id)/download" : nil)
         try? catalog.audit([AuditEntry(at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
                                        detail: "\(job.id) \(finished.status.rawValue) \(finished.sha256 ?? finished.error ?? "")")])
     }

@@ -103,3 +103,41 @@ struct CatalogTests {
         #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_lead_number"])
     }
 }
+
+/// Webhook events are written with the change they report, and only when webhooks are on.
+struct OutboxTests {
+    @Test func eventsGoInTheSameTransactionAsTheirChange() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path), recordsEvents: true)
+        let row = sampleRow("1732467600.42", startedAt: 1_732_467_600, company: "42")
+        try catalog.commit(recording: row, parts: [], waveform: Data())
+        _ = try catalog.remove([row], reason: "purge", actor: "retention", now: Date())
+        var job = ExportJob(id: String(repeating: "a", count: 32), from: Date(), to: Date(), company: "42", requestedBy: "t", now: Date())
+        job.status = .completed
+        try catalog.finishJob(job, download: "/exports/\(job.id)/download")
+        let events = try catalog.outbox()
+        #expect(events.map(\.type) == ["recording.ready", "recording.deleted", "export.completed"])
+        #expect(Set(events.map(\.id)).count == 3 && events.allSatisfy { $0.id.hasPrefix("evt_") })
+        let ready = try #require(try JSONSerialization.jsonObject(with: events[0].body) as? [String: Any])
+        let recording = try #require(ready["recording"] as? [String: Any])
+        #expect(recording["url"] as? String == "/recordings/1732467600.42.opus")
+        #expect(recording["uniqueid"] as? String == "1732467600.42" && ready["created_at"] is String)
+        let export = try #require(try JSONSerialization.jsonObject(with: events[2].body) as? [String: Any])
+        #expect((export["export"] as? [String: Any])?["download"] as? String == "/exports/\(job.id)/download")
+
+        let quiet = try Catalog(data: DataDirectory(TempDir().path), recordsEvents: false)
+        try quiet.commit(recording: row, parts: [], waveform: Data())
+        #expect(try quiet.outbox().isEmpty)
+    }
+
+    @Test func interruptedExportJobsAreQueuedAgain() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        try catalog.saveJob(ExportJob(id: String(repeating: "b", count: 32), from: Date(), to: Date(), company: nil, requestedBy: "t", now: Date()))
+        let claimed = try #require(try catalog.claimJob())
+        #expect(claimed.status == .running)
+        #expect(try catalog.claimJob() == nil)
+        try catalog.requeueInterruptedJobs()  // as at the next start after a crash
+        #expect(try catalog.claimJob()?.id == claimed.id)
+    }
+}
