@@ -48,3 +48,48 @@ extension Catalog {
         }
     }
 }
+
+extension Catalog {
+    /// Undelivered events due at `now`, oldest first, skipping any whose recording has an older
+    /// undelivered event (events of one recording go out in order).
+    public func dueEvents(now: Date, limit: Int = 50) throws -> [OutboxEvent] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT seq, id, type, uniqueid, body, attempts, delivered_at FROM outbox AS o
+                WHERE delivered_at IS NULL AND next_attempt_at <= ?
+                  AND (uniqueid IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM outbox AS p WHERE p.uniqueid = o.uniqueid AND p.delivered_at IS NULL AND p.seq < o.seq))
+                ORDER BY seq LIMIT ?
+                """, arguments: [Int64(now.timeIntervalSince1970), limit]).map {
+                OutboxEvent(seq: $0[0], id: $0[1], type: $0[2], uniqueid: $0[3], body: $0[4], attempts: $0[5], delivered: false)
+            }
+        }
+    }
+
+    public func markDelivered(_ seq: Int64, now: Date) throws {
+        try pool.write { try $0.execute(sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?", arguments: [Int64(now.timeIntervalSince1970), seq]) }
+    }
+
+    public func markFailed(_ seq: Int64, error: String, retryAt: Date) throws {
+        try pool.write {
+            try $0.execute(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?",
+                           arguments: [String(error.prefix(500)), Int64(retryAt.timeIntervalSince1970.rounded(.up)), seq])
+        }
+    }
+
+    /// Undelivered events: (pending, of which failing at least once), and their details.
+    public func undeliveredEvents() throws -> [(id: String, type: String, uniqueid: String?, attempts: Int, nextAttemptAt: Int64, lastError: String?)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, type, uniqueid, attempts, next_attempt_at, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY seq").map {
+                (id: $0[0], type: $0[1], uniqueid: $0[2], attempts: $0[3], nextAttemptAt: $0[4], lastError: $0[5])
+            }
+        }
+    }
+
+    /// Forgets delivered events older than `cutoff`.
+    public func pruneDelivered(before cutoff: Date) throws {
+        let n = try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0 }
+        guard n > 0 else { return }
+        try pool.write { try $0.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) }
+    }
+}

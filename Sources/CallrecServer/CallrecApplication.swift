@@ -15,7 +15,7 @@ import ServiceLifecycle
 public enum CallrecApplication {
     public static func make(
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
-        logger: Logger, purge: PurgeService? = nil, exportTTL: TimeInterval = 24 * 3600, now: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, exportTTL: TimeInterval = 24 * 3600, now: @escaping @Sendable () -> Date = Date.init,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
@@ -43,6 +43,7 @@ public enum CallrecApplication {
         OpenAPIRoute.register(on: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
         var services: [any Service] = [audit, exports]
+        if let webhooks { services.append(webhooks) }
         if let purge { services.append(purge) }
         if let watcher { services.append(IngestService(watcher: watcher)) }
         return Application(

@@ -27,7 +27,7 @@ public final class ExportService: Service, @unchecked Sendable {
     public func run() async throws {
         try? catalog.requeueInterruptedJobs()
         var idle = 0
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             for job in (try? catalog.expireJobs(before: Date().addingTimeInterval(-keep))) ?? [] {
                 unlink(path(of: job.id))
                 logger.info("export expired", metadata: ["export": "\(job.id)"])
@@ -39,7 +39,7 @@ public final class ExportService: Service, @unchecked Sendable {
             // Idle: look again after 100 ms when poked, else every 2 s (jobs may also come from
             // another process sharing the catalog), until the stop.
             idle = 0
-            while !poked.take() && idle < 20 && !Task.isShuttingDownGracefully {
+            while !poked.take() && idle < 20 && !Task.isShuttingDownGracefully && !Task.isCancelled {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
                 idle += 1
             }

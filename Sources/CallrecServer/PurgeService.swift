@@ -38,7 +38,7 @@ public struct PurgeService: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let due = Self.next(after: Date(), at: at, zone: zone)
             logger.info("next retention purge", metadata: ["at": "\(RecordingTags.iso(due))"])
             do {

@@ -10,7 +10,7 @@ struct Callrec: AsyncParsableCommand {
         discussion: "Settings come from CALLREC_* environment variables (see README); options override them.",
         subcommands: [
             Serve.self, Ingest.self, Show.self, List.self, Transcode.self, Export.self, Purge.self, Hold.self, Release.self,
-            Erase.self, Verify.self, Reindex.self, Retention.self, Sign.self, Token.self, Audit.self,
+            Erase.self, Verify.self, Reindex.self, Retention.self, Sign.self, Token.self, Audit.self, Webhooks.self,
         ])
 }
 
