@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -108,7 +109,10 @@ let package = Package(
         // End to end: the built `callrec` binary, a real spool, a real server on loopback.
         .testTarget(
             name: "CallrecTests",
-            dependencies: ["CallrecCatalog", "CallrecMedia", "CallrecTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "CallrecCatalog", "CallrecMedia", "CallrecTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
     ]
 )
