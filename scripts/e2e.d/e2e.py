@@ -68,8 +68,10 @@ ids = {f"17640630{i:02d}.{i}": (f"42/100{i}-55119999900{i:02d}-17640630{i:02d}.{
 expected, threads = {}, []
 plan = {"1764063001.1": dict(frames=250), "1764063002.2": dict(frames=300, pause_at=100, pause=1.5),
         "1764063003.3": dict(frames=200, crash=True), "1764063004.4": dict(frames=150)}
+closed_at = {}
 def run(uid):
     expected[uid] = call(os.path.join(spool, ids[uid]), **plan[uid])
+    closed_at[uid] = time.time()
 for uid in plan:
     t = threading.Thread(target=run, args=(uid,)); t.start(); threads.append(t)
 for t in threads: t.join()
@@ -113,6 +115,12 @@ if os.listdir(os.path.join(spool, "42")): failures.append(f"spool not empty: {os
 serve.send_signal(signal.SIGTERM)
 rc = serve.wait(timeout=30)
 if rc != 0: failures.append(f"serve exited {rc} on SIGTERM")
+with lock:
+    first_ready = {}
+    for t, e in events:
+        if e["type"] == "recording.ready": first_ready.setdefault(e["recording"]["uniqueid"], t)
+lat = sorted(first_ready[u] - closed_at[u] for u in plan if u in first_ready)
+if lat: print(f"e2e: hang-up → recording.ready at the receiver: median {lat[len(lat) // 2]:.2f} s, max {lat[-1]:.2f} s (settle 0.5 s included)")
 print(f"e2e: {len(plan)} concurrent calls (one paused 1.5 s, one crashed with sizes 0, one transferred and appended), "
       f"{len(events)} webhook events delivered and verified")
 if not ok: failures.append("not every recording arrived")
