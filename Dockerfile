@@ -1,6 +1,6 @@
 # callrec: a release build on the Swift image, run on a slim Debian with only the shared
 # libraries it needs, as a non-root user.
-FROM swift:6.1-bookworm AS build
+FROM swift:6.3-bookworm AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libsndfile1-dev libopus-dev libogg-dev libopusfile-dev libsamplerate0-dev libsqlite3-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
