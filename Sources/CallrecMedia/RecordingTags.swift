@@ -29,10 +29,17 @@ public struct RecordingTags: Sendable, Equatable {
 
     /// `2026-11-24T17:00:00Z`, always 20 characters (years 1000–9999).
     public static func iso(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(1900 + tm.tm_year)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
+        let tm = utc(date)
+        return "\(1900 + tm.tm_year)-\(twoDigits(tm.tm_mon + 1))-\(twoDigits(tm.tm_mday))T\(twoDigits(tm.tm_hour)):\(twoDigits(tm.tm_min)):\(twoDigits(tm.tm_sec))Z"
     }
+
+    /// The UTC calendar fields of a date, from the C library (Foundation's formatters are slow).
+    public static func utc(_ date: Date) -> tm {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var fields = tm()
+        gmtime_r(&t, &fields)
+        return fields
+    }
+
+    public static func twoDigits(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
 }
