@@ -9,7 +9,7 @@ public final class Catalog: Sendable {
     public let recordsEvents: Bool
 
     /// Opens (creating and migrating if needed) the catalog of a data directory.
-    public init(data: DataDirectory, recordsEvents: Bool = !(ProcessInfo.processInfo.environment["CALLREC_WEBHOOK_URL"] ?? "").isEmpty) throws {
+    public init(data: DataDirectory, recordsEvents: Bool = false) throws {
         self.recordsEvents = recordsEvents
         try data.create()
         var config = Configuration()

@@ -13,6 +13,14 @@ public struct Settings: Sendable {
     public var encoder: EncoderOptions
     public var spoolPattern: String?
     public var watcher: WatcherOptions
+    /// `CALLREC_RETENTION_DAYS` (default 90).
+    public var retentionDays: Int
+    /// `CALLREC_PURGE_AT`, local time in `timeZone` (default 03:00).
+    public var purgeAt: (hour: Int, minute: Int)
+    /// `CALLREC_EXPORT_TTL_HOURS`, as seconds (default 24 hours).
+    public var exportTTL: TimeInterval
+    /// `CALLREC_WEBHOOK_URL`: where events go; nil leaves webhooks off (and writes no events).
+    public var webhookURL: URL?
 
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
@@ -35,6 +43,26 @@ public struct Settings: Sendable {
         if let s = try number("CALLREC_SCAN_AGE", 0...86400) { watcher.scanAge = s }
         if let s = try number("CALLREC_RESCAN_SECONDS", 0.1...86400) { watcher.rescanInterval = s }
         if let n = try number("CALLREC_WORKERS", 1...256) { watcher.workers = Int(n) }
+        retentionDays = Int(try number("CALLREC_RETENTION_DAYS", 0...36500) ?? 90)
+        let at = value("CALLREC_PURGE_AT") ?? "03:00"
+        guard let purgeAt = Self.clockTime(at) else { throw SettingsError("CALLREC_PURGE_AT must be HH:MM, not '\(at)'") }
+        self.purgeAt = purgeAt
+        exportTTL = (try number("CALLREC_EXPORT_TTL_HOURS", 0.001...87600) ?? 24) * 3600
+        if let hook = value("CALLREC_WEBHOOK_URL") {
+            guard let url = URL(string: hook), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw SettingsError("CALLREC_WEBHOOK_URL must be an http(s) URL, not '\(hook)'")
+            }
+            webhookURL = url
+        }
+    }
+
+    /// "HH:MM" → (hour, minute), or nil.
+    public static func clockTime(_ s: String) -> (hour: Int, minute: Int)? {
+        let p = s.split(separator: ":")
+        guard p.count == 2, p[0].count <= 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]), (0..<24).contains(h), (0..<60).contains(m) else {
+            return nil
+        }
+        return (h, m)
     }
 }
 

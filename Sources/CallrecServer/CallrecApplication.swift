@@ -15,7 +15,7 @@ import ServiceLifecycle
 public enum CallrecApplication {
     public static func make(
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
-        logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, exportTTL: TimeInterval = 24 * 3600, now: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, now: @escaping @Sendable () -> Date = Date.init,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
@@ -34,12 +34,12 @@ public enum CallrecApplication {
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
         let audit = AuditWriter(catalog: catalog, logger: logger)
-        let recordings = RecordingRoutes(catalog: catalog, auth: auth, audit: audit, wavCache: WavViewCache(), now: now)
+        let recordings = RecordingRoutes(catalog: catalog, auth: auth, audit: audit, wavCache: WavViewCache(), zone: settings.timeZone, now: now)
         recordings.register(on: router)
         let rows = recordings.rows
-        ComplianceRoutes(catalog: catalog, auth: auth, invalidate: { rows.invalidate($0) }).register(on: router)
-        let exports = ExportService(catalog: catalog, logger: logger, keep: exportTTL)
-        ExportRoutes(catalog: catalog, auth: auth, service: exports).register(on: router)
+        ComplianceRoutes(catalog: catalog, auth: auth, zone: settings.timeZone, invalidate: { rows.invalidate($0) }).register(on: router)
+        let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
+        ExportRoutes(catalog: catalog, auth: auth, service: exports, zone: settings.timeZone).register(on: router)
         OpenAPIRoute.register(on: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
         var services: [any Service] = [audit, exports]

@@ -7,6 +7,7 @@ import Hummingbird
 struct ComplianceRoutes: Sendable {
     let catalog: Catalog
     let auth: Authenticator
+    let zone: TimeZone
     let invalidate: @Sendable (String) -> Void
 
     func register(on router: Router<CallrecContext>) {
@@ -26,7 +27,6 @@ struct ComplianceRoutes: Sendable {
         try Authenticator.require(principal, [.compliance, .admin])
         let body = try await JSONResponse.body(request, context, as: HoldQuery.self)
         guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason") }
-        let zone = TimeZone(identifier: ProcessInfo.processInfo.environment["CALLREC_TZ"] ?? "UTC") ?? TimeZone(identifier: "UTC")!
         var q = ListQuery(company: body.company, leadNumber: body.leadNumber)
         do {
             q.from = try body.from.map { try TimeParsing.parse($0, zone: zone) }

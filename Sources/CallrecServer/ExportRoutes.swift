@@ -9,6 +9,7 @@ struct ExportRoutes: Sendable {
     let catalog: Catalog
     let auth: Authenticator
     let service: ExportService
+    let zone: TimeZone
 
     func register(on router: Router<CallrecContext>) {
         router.post("/exports", use: create)
@@ -68,7 +69,6 @@ struct ExportRoutes: Sendable {
         let principal = try await auth.authenticate(request, allowSigned: false)
         try Authenticator.require(principal, [.compliance, .admin])
         let body = try await JSONResponse.body(request, context, as: CreateBody.self)
-        let zone = TimeZone(identifier: ProcessInfo.processInfo.environment["CALLREC_TZ"] ?? "UTC") ?? TimeZone(identifier: "UTC")!
         let from: Date, to: Date
         do {
             from = try TimeParsing.parse(body.from, zone: zone)

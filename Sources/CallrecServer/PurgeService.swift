@@ -22,13 +22,6 @@ public struct PurgeService: Service {
         self.logger = logger
     }
 
-    /// "HH:MM" → (hour, minute), or nil.
-    public static func parseTime(_ s: String) -> (hour: Int, minute: Int)? {
-        let p = s.split(separator: ":")
-        guard p.count == 2, let h = Int(p[0]), let m = Int(p[1]), (0..<24).contains(h), (0..<60).contains(m) else { return nil }
-        return (h, m)
-    }
-
     /// The next `at` after `now`, in `zone`.
     public static func next(after now: Date, at: (hour: Int, minute: Int), zone: TimeZone) -> Date {
         var cal = Calendar(identifier: .gregorian)

@@ -12,6 +12,8 @@ struct RecordingRoutes: Sendable {
     let auth: Authenticator
     let audit: AuditWriter
     let wavCache: WavViewCache
+    /// `CALLREC_TZ`, for plain dates in `from`/`to`.
+    let zone: TimeZone
     let rows = RowCache()
     let now: @Sendable () -> Date
 
@@ -127,7 +129,6 @@ struct RecordingRoutes: Sendable {
         let q = request.uri.queryParameters
         var query = ListQuery(limit: 100)
         func param(_ name: String) -> String? { q[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
-        let zone = TimeZone(identifier: ProcessInfo.processInfo.environment["CALLREC_TZ"] ?? "UTC") ?? TimeZone(identifier: "UTC")!
         do {
             query.from = try param("from").map { try TimeParsing.parse($0, zone: zone) }
             query.to = try param("to").map { try TimeParsing.parse($0, zone: zone) }

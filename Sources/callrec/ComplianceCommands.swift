@@ -80,22 +80,14 @@ struct Purge: AsyncParsableCommand {
     func run() async throws {
         let settings = common.settings()
         let catalog = common.openCatalog(settings)
-        let days = retentionDays()
         let report: RemovalReport
         do {
-            report = try Remover(catalog: catalog).purge(now: Date(), defaultDays: days, dryRun: dryRun) { progressLine("purged \($0)") }
+            report = try Remover(catalog: catalog).purge(now: Date(), defaultDays: settings.retentionDays, dryRun: dryRun) { progressLine("purged \($0)") }
         } catch { fail("\(error)") }
         endProgress()
         if json { return try printJSON(report) }
         print("\(dryRun ? "would remove" : "removed") \(report.count) recording(s), \(report.audioSeconds) s of audio, \(report.bytes) bytes; \(report.held.count) held past retention kept")
     }
-}
-
-/// CALLREC_RETENTION_DAYS, default 90.
-func retentionDays() -> Int {
-    guard let s = ProcessInfo.processInfo.environment["CALLREC_RETENTION_DAYS"], !s.isEmpty else { return 90 }
-    guard let d = Int(s), d >= 0 else { fail("CALLREC_RETENTION_DAYS must be a whole number of days, not '\(s)'") }
-    return d
 }
 
 struct Retention: AsyncParsableCommand {
@@ -106,13 +98,14 @@ struct Retention: AsyncParsableCommand {
     @Flag(help: "Remove the company's override.") var clear = false
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let settings = common.settings()
+        let catalog = common.openCatalog(settings)
         do {
             if let company {
                 guard clear || (days ?? -1) >= 0 else { fail("give --days N (or --clear)") }
                 try catalog.setRetention(company: company, days: clear ? nil : days)
             }
-            print("default\t\(retentionDays()) days (CALLREC_RETENTION_DAYS)")
+            print("default\t\(settings.retentionDays) days (CALLREC_RETENTION_DAYS)")
             for (c, d) in try catalog.retentionOverrides().sorted(by: { $0.key < $1.key }) { print("\(c)\t\(d) days") }
         } catch { fail("\(error)") }
     }

@@ -21,7 +21,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     func openCatalog(_ settings: Settings) -> Catalog {
-        do { return try Catalog(data: settings.data) } catch { fail("\(error)") }
+        do { return try Catalog(data: settings.data, recordsEvents: settings.webhookURL != nil) } catch { fail("\(error)") }
     }
 }
 

@@ -40,18 +40,13 @@ struct Serve: AsyncParsableCommand {
         let frozen = settings
         let auth: Authenticator
         do { auth = try await makeAuthenticator(settings) } catch { fail("\(error)") }
-        let purgeAt = ProcessInfo.processInfo.environment["CALLREC_PURGE_AT"].flatMap { $0.isEmpty ? nil : $0 } ?? "03:00"
-        guard let at = PurgeService.parseTime(purgeAt) else { fail("CALLREC_PURGE_AT must be HH:MM, not '\(purgeAt)'") }
-        let ttlText = ProcessInfo.processInfo.environment["CALLREC_EXPORT_TTL_HOURS"].flatMap { $0.isEmpty ? nil : $0 } ?? "24"
-        guard let ttlHours = Double(ttlText), ttlHours > 0 else { fail("CALLREC_EXPORT_TTL_HOURS must be a positive number of hours, not '\(ttlText)'") }
-        let purge = PurgeService(catalog: catalog, at: at, zone: settings.timeZone, defaultDays: retentionDays(), logger: logger)
+        let purge = PurgeService(catalog: catalog, at: settings.purgeAt, zone: settings.timeZone, defaultDays: settings.retentionDays, logger: logger)
         var webhooks: WebhookSender?
-        if let hook = ProcessInfo.processInfo.environment["CALLREC_WEBHOOK_URL"], !hook.isEmpty {
-            guard let url = URL(string: hook), url.scheme == "http" || url.scheme == "https" else { fail("CALLREC_WEBHOOK_URL must be an http(s) URL, not '\(hook)'") }
+        if let url = settings.webhookURL {
             do { webhooks = WebhookSender(catalog: catalog, url: url, secret: try Secrets.value(.webhook, data: settings.data), logger: logger) } catch { fail("\(error)") }
         }
         let app = CallrecApplication.make(
-            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, webhooks: webhooks, exportTTL: ttlHours * 3600,
+            settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, webhooks: webhooks,
             onServerRunning: { port in
                 logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
                 if stderrIsTerminal {

@@ -1,4 +1,5 @@
 import Crypto
+import CallrecIngest
 import Foundation
 import Testing
 
@@ -76,8 +77,11 @@ struct SignedURLTests {
 struct PurgeScheduleTests {
     @Test func nextPurgeTimeInTheLocalZone() throws {
         let sp = TimeZone(identifier: "America/Sao_Paulo")!
-        #expect(PurgeService.parseTime("03:00")! == (3, 0))
-        #expect(PurgeService.parseTime("24:00") == nil && PurgeService.parseTime("3") == nil)
+        #expect(Settings.clockTime("03:00")! == (3, 0))
+        #expect(Settings.clockTime("24:00") == nil && Settings.clockTime("3") == nil && Settings.clockTime("3:5") == nil)
+        #expect(throws: SettingsError.self) { try Settings(environment: ["CALLREC_PURGE_AT": "3am"]) }
+        #expect(throws: SettingsError.self) { try Settings(environment: ["CALLREC_WEBHOOK_URL": "ftp://x"]) }
+        #expect(try Settings(environment: [:]).retentionDays == 90)
         // 2026-11-25T05:00Z is 02:00 in São Paulo: the next 03:00 there is 06:00Z the same day.
         let now = Date(timeIntervalSince1970: 1_764_046_800)
         #expect(PurgeService.next(after: now, at: (3, 0), zone: sp) == Date(timeIntervalSince1970: 1_764_050_400))
