@@ -60,7 +60,9 @@ public final class SpoolWatcher: @unchecked Sendable {
     private var stopping = false
     private var loop: Worker<Void>?
     private var workers: [Worker<Void>] = []
-    private let jobs: BoundedQueueOfPaths
+    /// Paths and uniqueids for the workers. Never more are dispatched than there are workers,
+    /// so the bound is never reached.
+    private let jobs = BoundedQueue<(String, String)>(capacity: 1024)
     private var lastScan = Date.distantPast
     private var nextDeadline = Date.distantFuture
 
@@ -69,7 +71,6 @@ public final class SpoolWatcher: @unchecked Sendable {
         self.ingestor = ingestor
         self.options = options
         self.logger = logger
-        self.jobs = BoundedQueueOfPaths()
     }
 
     /// Sets up inotify on the tree, recovers what a crash left, scans, and starts the threads.
@@ -94,7 +95,7 @@ public final class SpoolWatcher: @unchecked Sendable {
         stopping = true
         lock.unlock()
         try? loop?.join()
-        jobs.close()
+        jobs.finish()
         for w in workers { try? w.join() }
         if inotifyFD >= 0 { close(inotifyFD) }
         inotifyFD = -1
@@ -194,7 +195,7 @@ public final class SpoolWatcher: @unchecked Sendable {
             if inFlightIDs.contains(id) { continue }
             inFlight.insert(path)
             inFlightIDs.insert(id)
-            jobs.push(path, id)
+            jobs.push((path, id))
         }
     }
 
@@ -228,7 +229,7 @@ public final class SpoolWatcher: @unchecked Sendable {
     // MARK: - workers
 
     private func workerLoop() {
-        while let (path, id) = jobs.pop() {
+        while let (path, id) = try? jobs.pop() {  // pop throws only after fail(), never called here
             let outcome = ingestor.ingest(path: path)
             let now = Date()
             lock.lock()
@@ -300,34 +301,5 @@ public final class SpoolWatcher: @unchecked Sendable {
         lock.lock()
         for p in found where files[p] == nil { files[p] = FileState(lastChange: now) }
         lock.unlock()
-    }
-}
-
-/// The job queue between the watch loop and the workers: never more jobs than workers are
-/// dispatched, so it needs no bound of its own; `close` ends the workers once it is drained.
-final class BoundedQueueOfPaths: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var items: [(String, String)] = []
-    private var closed = false
-
-    func push(_ path: String, _ id: String) {
-        condition.lock()
-        items.append((path, id))
-        condition.signal()
-        condition.unlock()
-    }
-
-    func pop() -> (String, String)? {
-        condition.lock()
-        defer { condition.unlock() }
-        while items.isEmpty && !closed { condition.wait() }
-        return items.isEmpty ? nil : items.removeFirst()
-    }
-
-    func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
     }
 }

@@ -3,18 +3,18 @@ import Foundation
 /// A blocking FIFO of fixed capacity between two threads of the pipeline: the producer waits when
 /// it is full (backpressure keeps memory constant), the consumer waits when it is empty. Either side
 /// may close it with an error to stop the other.
-final class BoundedQueue<Element>: @unchecked Sendable {
+public final class BoundedQueue<Element>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element] = []
     private let capacity: Int
     private var finished = false
     private(set) var failure: (any Error)?
 
-    init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int) { self.capacity = capacity }
 
     /// Adds an element; returns false if the queue was closed by a failure.
     @discardableResult
-    func push(_ item: Element) -> Bool {
+    public func push(_ item: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while items.count >= capacity && failure == nil { condition.wait() }
@@ -25,7 +25,7 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     }
 
     /// The next element, nil at the end; throws the failure of the other side.
-    func pop() throws -> Element? {
+    public func pop() throws -> Element? {
         condition.lock()
         defer { condition.unlock() }
         while items.isEmpty && !finished && failure == nil { condition.wait() }
@@ -36,14 +36,15 @@ final class BoundedQueue<Element>: @unchecked Sendable {
         return item
     }
 
-    func finish() {
+    /// No more elements: `pop` returns nil once the queue is drained.
+    public func finish() {
         condition.lock()
         finished = true
         condition.broadcast()
         condition.unlock()
     }
 
-    func fail(_ error: any Error) {
+    public func fail(_ error: any Error) {
         condition.lock()
         if failure == nil { failure = error }
         condition.broadcast()
