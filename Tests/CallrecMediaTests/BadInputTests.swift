@@ -84,7 +84,10 @@ struct FuzzTests {
             do {
                 let r = try Transcoder().transcode(input: input, output: output, tags: RecordingTags(uniqueid: "f"))
                 #expect(FileManager.default.fileExists(atPath: output))
-                #expect(r.opus.samples(at: Transcoder.encoderRate(for: r.measurements.sampleRate)) >= 0)
+                // Whatever the input was, a success is a verified file of exactly the decoded samples.
+                let rate = r.measurements.sampleRate
+                if Transcoder.encoderRate(for: rate) == rate { #expect(r.opus.samples(at: rate) == r.measurements.samples) }
+                #expect(r.opus.sha256 == (try Transcoder.sha256(of: output)))
                 outcomes.ok += 1
             } catch let e as MediaError {
                 #expect(!FileManager.default.fileExists(atPath: output), "\(e)")
