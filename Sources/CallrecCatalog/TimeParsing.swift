@@ -32,9 +32,15 @@ public enum TimeParsing {
 /// What a uniqueid may look like in a path or a URL.
 public enum UniqueID {
     public static func isValid(_ s: String) -> Bool {
-        guard (1...128).contains(s.utf8.count), !s.hasPrefix("."), !s.contains("..") else { return false }
-        return s.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+        // On bytes: Foundation's `contains("..")` showed up in the serving profile.
+        guard (1...128).contains(s.utf8.count), s.utf8.first != 0x2E else { return false }
+        var previous: UInt8 = 0
+        for b in s.utf8 {
+            guard (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D,
+                !(b == 0x2E && previous == 0x2E)
+            else { return false }
+            previous = b
         }
+        return true
     }
 }

@@ -12,35 +12,61 @@ public enum ByteRanges: Equatable, Sendable {
 
     public static let maxRanges = 16
 
+    /// Parsed on UTF-8 bytes: with Foundation's trimming and splitting this was 6% of serving a
+    /// signed range (perf under wrk). OWS is space and tab (RFC 9110 §5.6.3).
     public static func parse(_ header: String?, size: Int) -> ByteRanges {
         guard let header else { return .none }
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
-        guard trimmed.lowercased().hasPrefix("bytes=") else { return .none }
-        let specs = trimmed.dropFirst(6).split(separator: ",", omittingEmptySubsequences: false)
-        guard !specs.isEmpty, specs.count <= maxRanges else { return .none }
+        let b = Array(header.utf8)
+        let whole = trim(b, 0, b.count)
+        var lo = whole.0
+        let hi = whole.1
+        let unit = Array("bytes=".utf8)
+        guard hi - lo >= unit.count else { return .none }
+        for k in 0..<unit.count where (k < 5 ? b[lo + k] | 0x20 : b[lo + k]) != unit[k] { return .none }
+        lo += unit.count
         var out: [ClosedRange<Int>] = []
-        for raw in specs {
-            let spec = raw.trimmingCharacters(in: .whitespaces)
-            guard let dash = spec.firstIndex(of: "-") else { return .none }
-            let first = spec[..<dash], last = spec[spec.index(after: dash)...]
-            guard first.allSatisfy(\.isASCIIDigit), last.allSatisfy(\.isASCIIDigit), first.count <= 18, last.count <= 18 else { return .none }
-            if first.isEmpty {
+        var specs = 0
+        var start = lo
+        while start <= hi {
+            var stop = start
+            while stop < hi && b[stop] != 0x2C { stop += 1 }  // ','
+            specs += 1
+            guard specs <= maxRanges else { return .none }
+            let (s, e) = trim(b, start, stop)
+            guard let dash = b[s..<e].firstIndex(of: 0x2D) else { return .none }  // '-'
+            guard let first = digits(b, s, dash), let last = digits(b, dash + 1, e) else { return .none }
+            if dash == s {
                 // bytes=-n: the last n bytes
-                guard let n = Int(last), !last.isEmpty else { return .none }
+                guard let n = last else { return .none }
                 if n > 0 && size > 0 { out.append(max(0, size - n)...(size - 1)) }
             } else {
-                guard let a = Int(first) else { return .none }
-                let b = last.isEmpty ? nil : Int(last)
-                if let b, b < a { return .none }  // invalid: the whole header is ignored
-                if a < size { out.append(a...min(b ?? (size - 1), size - 1)) }
+                guard let a = first else { return .none }
+                if let b = last, b < a { return .none }  // invalid: the whole header is ignored
+                if a < size { out.append(a...min(last ?? (size - 1), size - 1)) }
             }
+            start = stop + 1
         }
         return out.isEmpty ? .unsatisfiable : .ranges(out)
     }
-}
 
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
+    private static func trim(_ b: [UInt8], _ lo: Int, _ hi: Int) -> (Int, Int) {
+        var lo = lo, hi = hi
+        while lo < hi && (b[lo] == 0x20 || b[lo] == 0x09) { lo += 1 }
+        while hi > lo && (b[hi - 1] == 0x20 || b[hi - 1] == 0x09) { hi -= 1 }
+        return (lo, hi)
+    }
+
+    /// `.some(nil)` for an empty run, `.some(n)` for up to 18 ASCII digits, nil for anything else.
+    private static func digits(_ b: [UInt8], _ lo: Int, _ hi: Int) -> Int?? {
+        guard hi - lo <= 18 else { return nil }
+        if lo == hi { return .some(nil) }
+        var n = 0
+        for i in lo..<hi {
+            guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+            n = n * 10 + Int(b[i] - 0x30)
+        }
+        return .some(n)
+    }
 }
 
 /// RFC 9110 §13 preconditions for GET and HEAD, evaluated in the order of §13.2.2.

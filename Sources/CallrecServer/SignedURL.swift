@@ -4,13 +4,17 @@ import Foundation
 /// Signed URLs for `<audio src>`, which cannot send headers: `?exp=<unix seconds>&sig=<sig>`,
 /// sig = base64url (no padding) of HMAC-SHA256(secret, "<path>\n<exp>"), path as sent, no query.
 public struct URLSigner: Sendable {
-    let key: SymmetricKey
+    /// HMAC with the key already mixed in: copied per signature (copy-on-write), which saves
+    /// setting up the key's pads on every request.
+    let keyed: HMAC<SHA256>
 
-    public init(secret: String) { key = SymmetricKey(data: Data(secret.utf8)) }
+    public init(secret: String) { keyed = HMAC<SHA256>(key: SymmetricKey(data: Data(secret.utf8))) }
 
     public func signature(path: String, expires: Int) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(path)\n\(expires)".utf8), using: key)
-        return Data(mac).base64URL
+        var mac = keyed
+        var text = path + "\n" + String(expires)
+        text.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
+        return Data(mac.finalize()).base64URL
     }
 
     /// `path?exp=…&sig=…`
