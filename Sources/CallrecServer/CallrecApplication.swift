@@ -46,9 +46,11 @@ public enum CallrecApplication {
         if let webhooks { services.append(webhooks) }
         if let purge { services.append(purge) }
         if let watcher { services.append(IngestService(watcher: watcher)) }
+        let serverName = "callrec"
         return Application(
             router: router,
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "callrec"),
+            server: .callrec(fastPath: { AudioFastPath(routes: recordings, serverName: serverName) }),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: serverName),
             services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? settings.port) },
             logger: logger)

@@ -56,36 +56,60 @@ struct RecordingRoutes: Sendable {
 
     // MARK: audio and JSON
 
+    /// The stored Ogg Opus of a recording the principal may see: where it is, its size and time.
+    struct StoredAudio: Sendable {
+        let row: RecordingRow
+        let path: String
+        let size: Int
+        let modified: Date
+
+        var opusETag: String { "\"\(row.opusSHA256.prefix(32))\"" }
+        var wavETag: String { "\"wav-\(row.opusSHA256.prefix(32))\"" }
+        static let opusType = "audio/ogg; codecs=opus"
+    }
+
+    /// The audio of `id` for `principal`, or the error a client gets (404 whether missing or not
+    /// theirs; 503 when the row exists but the file does not). Synchronous: the fast path in
+    /// `AudioFastPath` calls it on the event loop.
+    func storedAudio(_ id: String, _ principal: Principal) throws -> StoredAudio {
+        let row = try visibleRow(id, principal, cached: true)
+        let path = catalog.data.absolute(row.opusPath)
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw APIError(.serviceUnavailable, "audio_unavailable", "the audio of \(id) is not on disk")
+        }
+        return StoredAudio(row: row, path: path, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
+    }
+
+    /// Audits an audio access (GET only: HEAD reads no audio).
+    func recordAudio(_ principal: Principal, wav: Bool, _ id: String, range: String?, client: String?) {
+        audit.record(AuditEntry(
+            at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company,
+            action: wav ? "audio.wav" : "audio.opus", uniqueid: id, detail: range, client: client))
+    }
+
     @Sendable func getFile(_ request: Request, context: CallrecContext) async throws -> Response {
         let file = context.parameters.get("id") ?? ""
         if file.hasSuffix(".opus") || file.hasSuffix(".wav") {
             let isWav = file.hasSuffix(".wav")
             let id = try Self.uniqueid(String(file.dropLast(isWav ? 4 : 5)))
             let principal = try await auth.authenticate(request, allowSigned: true)
-            let row = try visibleRow(id, principal, cached: true)
-            let path = catalog.data.absolute(row.opusPath)
-            var st = stat()
-            guard stat(path, &st) == 0 else {
-                throw APIError(.serviceUnavailable, "audio_unavailable", "the audio of \(id) is not on disk")
-            }
-            let modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
+            let audio = try storedAudio(id, principal)
             if request.method == .get {
-                record(principal, isWav ? "audio.wav" : "audio.opus", id, request.headers[.range], context)
+                recordAudio(principal, wav: isWav, id, range: request.headers[.range], client: context.client)
             }
             if isWav {
-                let view = try await wavCache.view(path: path, sha256: row.opusSHA256)
+                let view = try await wavCache.view(path: audio.path, sha256: audio.row.opusSHA256)
                 return try await AudioResponder.respond(
-                    request, size: view.contentLength, etag: "\"wav-\(row.opusSHA256.prefix(32))\"", lastModified: modified,
-                    contentType: "audio/wav"
+                    request, size: view.contentLength, etag: audio.wavETag, lastModified: audio.modified, contentType: "audio/wav"
                 ) { range in
                     Self.wavBody(view, range)
                 }
             }
             return try await AudioResponder.respond(
-                request, size: Int(st.st_size), etag: "\"\(row.opusSHA256.prefix(32))\"", lastModified: modified,
-                contentType: "audio/ogg; codecs=opus"
+                request, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: StoredAudio.opusType
             ) { range in
-                try FileBody.make(path: path, range: range)
+                try FileBody.make(path: audio.path, range: range)
             }
         }
         let id = try Self.uniqueid(file)
