@@ -124,20 +124,20 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             !head.headers.contains(name: "transfer-encoding"),
             let (path, id, exp, sig) = Self.signedOpus(head.uri),
             routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: routes.auth.now()),
-            let audio = try? routes.storedAudio(id, .signedURL)
+            let (audio, fd) = routes.openedAudio(id, .signedURL)
         else { return nil }
+        let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         let ask = AudioAsk(isHead: head.method == .HEAD) { name in
             let values = head.headers[name.rawName]
             return values.isEmpty ? nil : values.joined(separator: ", ")
         }
         let plan = AudioResponder.plan(
             ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: RecordingRoutes.StoredAudio.opusType)
-        if case .multipart = plan { return nil }
-        let fd = open(audio.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        return Claim(
-            head: head, id: id, audio: audio, plan: plan, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd),
-            started: DispatchTime.now().uptimeNanoseconds)
+        if case .multipart = plan {
+            try? file.close()
+            return nil
+        }
+        return Claim(head: head, id: id, audio: audio, plan: plan, file: file, started: DispatchTime.now().uptimeNanoseconds)
     }
 
     /// `(path, uniqueid, exp, sig)` of `/recordings/<id>.opus?exp=<digits>&sig=<base64url>` (either

@@ -81,6 +81,21 @@ struct RecordingRoutes: Sendable {
         return StoredAudio(row: row, path: path, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
     }
 
+    /// `storedAudio` with the file opened (one path lookup, not two): the descriptor, or nil when
+    /// the router should answer (not found, not theirs, not on disk).
+    func openedAudio(_ id: String, _ principal: Principal) -> (StoredAudio, Int32)? {
+        guard let row = try? visibleRow(id, principal, cached: true) else { return nil }
+        let path = catalog.data.absolute(row.opusPath)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            return nil
+        }
+        return (StoredAudio(row: row, path: path, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))), fd)
+    }
+
     /// Audits an audio access (GET only: HEAD reads no audio).
     func recordAudio(_ principal: Principal, wav: Bool, _ id: String, range: String?, client: String?) {
         audit.record(AuditEntry(

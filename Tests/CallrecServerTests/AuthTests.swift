@@ -10,6 +10,20 @@ import Testing
 
 /// The auth matrix: route × role × company × signed/unsigned/expired/tampered.
 struct AuthTests {
+    /// A verified URL is remembered, but never past its expiry, and a tampered one is never taken.
+    @Test func rememberedSignaturesStillExpire() {
+        let signer = URLSigner(secret: "url-secret-for-tests")
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let path = "/recordings/1732467600.42.opus"
+        let sig = signer.signature(path: path, expires: 1_800_000_060)
+        #expect(signer.verify(path: path, exp: "1800000060", sig: sig, now: now))
+        #expect(signer.verify(path: path, exp: "1800000060", sig: sig, now: now))  // from the cache
+        #expect(!signer.verify(path: path, exp: "1800000060", sig: sig, now: now.addingTimeInterval(60)))
+        #expect(!signer.verify(path: path + "x", exp: "1800000060", sig: sig, now: now))
+        #expect(!signer.verify(path: path, exp: "1800000061", sig: sig, now: now))
+        #expect(!signer.verify(path: path, exp: "1800000060", sig: String(sig.dropLast()) + (sig.last == "A" ? "B" : "A"), now: now))
+    }
+
     @Test func matrix() async throws {
         let h = try await Harness()
         try h.add("speech.wav", as: "1732467600.1", company: "42")
