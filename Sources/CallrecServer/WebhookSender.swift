@@ -55,7 +55,15 @@ public final class WebhookSender: Service, @unchecked Sendable {
         var signed = Data("\(t).".utf8)
         signed.append(body)
         let mac = HMAC<SHA256>.authenticationCode(for: signed, using: key)
-        return "t=\(t),v1=" + mac.map { String(format: "%02x", $0) }.joined()
+        // Not String(format:) per byte: under a burst that was 8 % of the sender's CPU.
+        let digits = Array("0123456789abcdef".utf8)
+        var hex = [UInt8]()
+        hex.reserveCapacity(64)
+        for byte in mac {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0f)])
+        }
+        return "t=\(t),v1=" + String(decoding: hex, as: UTF8.self)
     }
 
     /// What became of one child task of `run`.
