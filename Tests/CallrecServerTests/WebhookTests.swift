@@ -48,7 +48,12 @@ struct WebhookTests {
         // First the receiver is down: nothing is lost, attempts are counted.
         let down = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:9/hook")!, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
         let t1 = Task { try await down.run() }
-        try await Task.sleep(for: .milliseconds(400))
+        // Until an attempt is recorded (a fixed wait failed on a loaded machine: the sender cancels
+        // deliveries still in flight, and those do not count).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try !catalog.undeliveredEvents().contains(where: { $0.attempts > 0 }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         t1.cancel()
         _ = await t1.result
         #expect(try catalog.undeliveredEvents().count == 3)
