@@ -120,6 +120,9 @@ let package = Package(
             dependencies: [
                 "CallrecCatalog", "CallrecMedia", "CallrecTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
+                // A webhook receiver for the service killed with events pending.
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

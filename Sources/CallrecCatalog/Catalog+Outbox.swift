@@ -51,7 +51,9 @@ extension Catalog {
 
 extension Catalog {
     /// Undelivered events due at `now`, oldest first, skipping any whose recording has an older
-    /// undelivered event (events of one recording go out in order).
+    /// undelivered event, due or not (events of one recording go out in order: a later one waits
+    /// until the earlier one is delivered, through all its retries). So at most one event of a
+    /// recording is ever returned; events without a recording (`export.completed`) are unordered.
     public func dueEvents(now: Date, limit: Int = 50) throws -> [OutboxEvent] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
@@ -67,13 +69,24 @@ extension Catalog {
     }
 
     public func markDelivered(_ seq: Int64, now: Date) throws {
-        try pool.write { try $0.execute(sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?", arguments: [Int64(now.timeIntervalSince1970), seq]) }
+        try settle(delivered: [seq], failed: [], now: now)
     }
 
     public func markFailed(_ seq: Int64, error: String, retryAt: Date) throws {
-        try pool.write {
-            try $0.execute(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?",
-                           arguments: [String(error.prefix(500)), Int64(retryAt.timeIntervalSince1970.rounded(.up)), seq])
+        try settle(delivered: [], failed: [(seq, error, retryAt)], now: Date())
+    }
+
+    /// Records the outcome of many attempts in one transaction (one fsync for a burst of
+    /// deliveries instead of one each): `delivered` are done; `failed` are retried at `retryAt`.
+    public func settle(delivered: [Int64], failed: [(seq: Int64, error: String, retryAt: Date)], now: Date) throws {
+        guard !delivered.isEmpty || !failed.isEmpty else { return }
+        try pool.write { db in
+            let done = try db.makeStatement(sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?")
+            for seq in delivered { try done.execute(arguments: [Int64(now.timeIntervalSince1970), seq]) }
+            let retry = try db.makeStatement(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?")
+            for f in failed {
+                try retry.execute(arguments: [String(f.error.prefix(500)), Int64(f.retryAt.timeIntervalSince1970.rounded(.up)), f.seq])
+            }
         }
     }
 

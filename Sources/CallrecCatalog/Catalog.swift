@@ -172,6 +172,11 @@ public final class Catalog: Sendable {
             }
             try db.create(index: "outbox_pending", on: "outbox", columns: ["delivered_at", "seq"])
         }
+        m.registerMigration("v7-outbox-pending-by-recording") { db in
+            // dueEvents asks, for every candidate, whether its recording has an older undelivered
+            // event; without this that is a scan of the pending events, quadratic in a burst.
+            try db.execute(sql: "CREATE INDEX outbox_pending_uniqueid ON outbox (uniqueid, seq) WHERE delivered_at IS NULL")
+        }
         return m
     }
 }

@@ -130,6 +130,41 @@ struct OutboxTests {
         #expect(try quiet.outbox().isEmpty)
     }
 
+    /// A recording's later event waits until its earlier one is delivered, through every failed
+    /// attempt and back-off; other recordings and export events are not held up by it.
+    @Test func aFailedEventHoldsBackItsRecordingsLaterEvents() throws {
+        let catalog = try Catalog(data: DataDirectory(TempDir().path), recordsEvents: true)
+        let a = sampleRow("1732467600.1", startedAt: 1_732_467_600), b = sampleRow("1732467600.2", startedAt: 1_732_467_600)
+        try catalog.commit(recording: a, parts: [], waveform: Data())  // A ready
+        try catalog.commit(recording: b, parts: [], waveform: Data())  // B ready
+        _ = try catalog.remove([a], reason: "purge", actor: "retention", now: Date())  // A deleted
+        try catalog.pool.write { try catalog.recordEvent($0, type: .exportCompleted, uniqueid: nil, key: "export", object: [:], now: Date()) }
+        let all = try catalog.outbox()
+        #expect(all.map(\.type) == ["recording.ready", "recording.ready", "recording.deleted", "export.completed"])
+        let now = Date()
+        #expect(try catalog.dueEvents(now: now).map(\.seq) == [all[0].seq, all[1].seq, all[3].seq], "one event per recording at a time")
+
+        // A's ready fails and waits for its retry: A's deleted must not overtake it.
+        try catalog.markFailed(all[0].seq, error: "HTTP 500", retryAt: now.addingTimeInterval(60))
+        #expect(try catalog.dueEvents(now: now).map(\.seq) == [all[1].seq, all[3].seq])
+        try catalog.settle(delivered: [all[1].seq, all[3].seq], failed: [], now: now)
+        #expect(try catalog.dueEvents(now: now).isEmpty)
+        // At its retry time only A's ready is due; once it is delivered, A's deleted.
+        #expect(try catalog.dueEvents(now: now.addingTimeInterval(61)).map(\.seq) == [all[0].seq])
+        try catalog.settle(delivered: [all[0].seq], failed: [], now: now)
+        #expect(try catalog.dueEvents(now: now).map(\.seq) == [all[2].seq])
+        #expect(try catalog.undeliveredEvents().map(\.id) == [all[2].id])
+
+        // The ordering check is an index look-up, not a scan of the pending events.
+        let plan = try catalog.pool.read {
+            try Row.fetchAll($0, sql: """
+                EXPLAIN QUERY PLAN SELECT 1 FROM outbox AS o WHERE delivered_at IS NULL AND NOT EXISTS (
+                  SELECT 1 FROM outbox AS p WHERE p.uniqueid = o.uniqueid AND p.delivered_at IS NULL AND p.seq < o.seq)
+                """).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("outbox_pending_uniqueid") }, "\(plan)")
+    }
+
     @Test func interruptedExportJobsAreQueuedAgain() throws {
         let dir = TempDir()
         let catalog = try Catalog(data: DataDirectory(dir.path))

@@ -1,4 +1,3 @@
-import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
 import CallrecTestSupport
@@ -10,6 +9,7 @@ import HummingbirdTesting
 import Logging
 import Testing
 
+@testable import CallrecCatalog
 @testable import CallrecServer
 
 /// What a webhook receiver got.
@@ -48,7 +48,12 @@ struct WebhookTests {
         // First the receiver is down: nothing is lost, attempts are counted.
         let down = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:9/hook")!, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
         let t1 = Task { try await down.run() }
-        try await Task.sleep(for: .milliseconds(400))
+        // Until an attempt is recorded (a fixed wait failed on a loaded machine: the sender cancels
+        // deliveries still in flight, and those do not count).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try !catalog.undeliveredEvents().contains(where: { $0.attempts > 0 }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         t1.cancel()
         _ = await t1.result
         #expect(try catalog.undeliveredEvents().count == 3)
@@ -98,4 +103,140 @@ struct WebhookTests {
             #expect((json["id"] as? String)?.hasPrefix("evt_") == true && json["created_at"] is String)
         }
     }
+}
+
+/// A slow receiver's view of a burst: how many requests it had at once, and whether any event
+/// came before the earlier events of its recording had been answered 2xx.
+actor Burst {
+    let order: [String: [String]]  // uniqueid → its event ids, oldest first
+    let recordingOf: [String: String]
+    var succeeded = Set<String>()
+    var firstAttempts = 0
+    var attempts: [String: Int] = [:]
+    var inFlight = 0
+    var maxInFlight = 0
+    var outOfOrder: [String] = []
+
+    init(_ events: [Catalog.OutboxEvent]) {
+        var order: [String: [String]] = [:]
+        var recordingOf: [String: String] = [:]
+        for e in events {
+            guard let u = e.uniqueid else { continue }
+            order[u, default: []].append(e.id)
+            recordingOf[e.id] = u
+        }
+        self.order = order
+        self.recordingOf = recordingOf
+    }
+
+    /// A request for `id` arrives; false: answer 500 (the first attempt of every third event).
+    func begin(_ id: String) -> Bool {
+        inFlight += 1
+        maxInFlight = max(maxInFlight, inFlight)
+        if let u = recordingOf[id], let mine = order[u] {
+            for earlier in mine.prefix { $0 != id } where !succeeded.contains(earlier) {
+                outOfOrder.append("\(id) of \(u) came before \(earlier) was delivered")
+            }
+        }
+        attempts[id, default: 0] += 1
+        guard attempts[id] == 1 else { return true }
+        firstAttempts += 1
+        return firstAttempts % 3 != 0
+    }
+
+    func end(_ id: String, ok: Bool) {
+        inFlight -= 1
+        if ok { succeeded.insert(id) }
+    }
+}
+
+extension WebhookTests {
+    /// A burst of 165 events (40 recordings with 4 each, 5 exports) through a slow receiver that
+    /// refuses a third of the first attempts: several deliveries at once, never more than the
+    /// bound, and each recording's events strictly one after the other.
+    @Test func concurrentAcrossRecordingsInOrderWithin() async throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
+        let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
+        try await catalog.pool.write { db in
+            for round in 0..<4 {
+                for r in 0..<40 {
+                    let type: Catalog.EventType = round == 3 ? .recordingDeleted : .recordingReady
+                    try catalog.recordEvent(db, type: type, uniqueid: "1732467600.\(r)", key: "recording", object: ["uniqueid": "1732467600.\(r)"], now: Date())
+                }
+                try catalog.recordEvent(db, type: .exportCompleted, uniqueid: nil, key: "export", object: ["id": "\(round)"], now: Date())
+            }
+            try catalog.recordEvent(db, type: .exportCompleted, uniqueid: nil, key: "export", object: ["id": "4"], now: Date())
+        }
+        let events = try catalog.outbox()
+        #expect(events.count == 165)
+        let burst = Burst(events)
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            let id = ((try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any])?["id"] as? String ?? ""
+            let ok = await burst.begin(id)
+            try await Task.sleep(for: .milliseconds(10))
+            await burst.end(id, ok: ok)
+            return Response(status: ok ? .ok : .internalServerError)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger,
+                                       timeout: 5, backoff: 0.05, poll: .milliseconds(20), concurrency: 8)
+            let run = Task { try await sender.run() }
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, try !catalog.undeliveredEvents().isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            run.cancel()
+            _ = await run.result
+        }
+        #expect(try catalog.undeliveredEvents().isEmpty)
+        #expect(await burst.outOfOrder == [])
+        #expect(await burst.succeeded == Set(events.map(\.id)))
+        let most = await burst.maxInFlight
+        #expect(most > 1 && most <= 8, "\(most) at once")
+        #expect(await burst.attempts.values.reduce(0, +) >= 165 + 165 / 3)
+    }
+
+    /// Cancelled while every delivery hangs (a listener that never answers): `run` ends at once,
+    /// not after the 30 s timeout, and the events stay pending with no attempt counted.
+    @Test func cancellationEndsDeliveriesInFlight() async throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
+        let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
+        try await catalog.pool.write { db in
+            for r in 0..<20 {
+                try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(r)", key: "recording", object: [:], now: Date())
+            }
+        }
+        let (fd, port) = try silentListener()
+        defer { close(fd) }
+        let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger,
+                                   timeout: 30, poll: .milliseconds(20), concurrency: 4)
+        let run = Task { try await sender.run() }
+        try await Task.sleep(for: .milliseconds(500))
+        let cancelled = ContinuousClock.now
+        run.cancel()
+        _ = await run.result
+        #expect(ContinuousClock.now - cancelled < .seconds(5))
+        let pending = try catalog.undeliveredEvents()
+        #expect(pending.count == 20 && pending.allSatisfy { $0.attempts == 0 })
+    }
+}
+
+/// A loopback socket that accepts connections (in the kernel's backlog) and never answers.
+func silentListener() throws -> (Int32, Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard fd >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
 }
