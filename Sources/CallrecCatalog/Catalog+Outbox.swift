@@ -21,6 +21,8 @@ extension Catalog {
         try db.execute(
             sql: "INSERT INTO outbox (id, type, uniqueid, created_at, body) VALUES (?, ?, ?, ?, ?)",
             arguments: [id, type.rawValue, uniqueid, Int64(now.timeIntervalSince1970), body])
+        let bell = outboxBell
+        db.afterNextTransaction(onCommit: { _ in bell.ring() })
     }
 
     /// The contract's recording JSON plus its `url`, as a JSON object.
@@ -104,5 +106,56 @@ extension Catalog {
         let n = try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0 }
         guard n > 0 else { return }
         try pool.write { try $0.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) }
+    }
+}
+
+/// Wakes one waiter (the webhook sender) when events have been committed; a ring with nobody
+/// waiting is kept for the next wait.
+public final class OutboxBell: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rung = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    public init() {}
+
+    public func ring() {
+        lock.lock()
+        let w = waiter
+        waiter = nil
+        if w == nil { rung = true }
+        lock.unlock()
+        w?.resume()
+    }
+
+    /// Returns when rung (or rung since the last wait), after `timeout`, or on cancellation.
+    public func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForRing() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForRing() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                if rung || Task.isCancelled {
+                    rung = false
+                    lock.unlock()
+                    c.resume()
+                } else {
+                    waiter = c
+                    lock.unlock()
+                }
+            }
+        } onCancel: {
+            lock.lock()
+            let w = waiter
+            waiter = nil
+            lock.unlock()
+            w?.resume()
+        }
     }
 }

@@ -7,6 +7,9 @@ public final class Catalog: Sendable {
     public let data: DataDirectory
     /// Whether changes write webhook events to the outbox (when `CALLREC_WEBHOOK_URL` is set).
     public let recordsEvents: Bool
+    /// Rung after a commit that wrote webhook events in this process, so that the sender in
+    /// `serve` need not wait for its next poll (events written by other processes still are).
+    public let outboxBell = OutboxBell()
 
     /// Opens (creating and migrating if needed) the catalog of a data directory.
     public init(data: DataDirectory, recordsEvents: Bool = false) throws {

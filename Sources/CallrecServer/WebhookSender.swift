@@ -143,7 +143,8 @@ public final class WebhookSender: Service, @unchecked Sendable {
                 if running < concurrency && !ticking {
                     ticking = true
                     group.addTask {
-                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.poll) }
+                        // The next poll, or sooner when this process commits an event.
+                        try? await cancelWhenGracefulShutdown { await self.catalog.outboxBell.wait(timeout: self.poll) }
                         return .tick
                     }
                 }

@@ -226,6 +226,44 @@ extension WebhookTests {
     }
 }
 
+extension WebhookTests {
+    /// With a poll of a minute, an event this process commits still goes out at once: the
+    /// catalog rings the sender's bell on commit.
+    @Test func anEventCommittedHereGoesOutWithoutWaitingForThePoll() async throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
+        let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
+        let received = Received(failFirst: 0)
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            _ = await received.take(Data(body.readableBytesView), signature: "")
+            return Response(status: .ok)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger, poll: .seconds(60))
+            let run = Task { try await sender.run() }
+            try await Task.sleep(for: .milliseconds(200))  // the sender's first poll found nothing and waits
+            for n in 0..<3 {
+                let committed = ContinuousClock.now
+                try await catalog.pool.write { db in
+                    try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(n)", key: "recording", object: [:], now: Date())
+                }
+                while await received.requests.count <= n && ContinuousClock.now - committed < .seconds(10) {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(ContinuousClock.now - committed < .seconds(2), "event \(n)")
+            }
+            run.cancel()
+            _ = await run.result
+        }
+        #expect(await received.requests.count == 3)
+    }
+}
+
 /// A loopback socket that accepts connections (in the kernel's backlog) and never answers.
 func silentListener() throws -> (Int32, Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
