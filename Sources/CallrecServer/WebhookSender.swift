@@ -144,7 +144,7 @@ public final class WebhookSender: Service, @unchecked Sendable {
                     ticking = true
                     group.addTask {
                         // The next poll, or sooner when this process commits an event.
-                        try? await cancelWhenGracefulShutdown { await self.catalog.outboxBell.wait(timeout: self.poll) }
+                        await cancelWhenGracefulShutdown { await self.catalog.outboxBell.wait(timeout: self.poll) }
                         return .tick
                     }
                 }
