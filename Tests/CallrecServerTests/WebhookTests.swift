@@ -252,10 +252,11 @@ extension WebhookTests {
                 try await catalog.pool.write { db in
                     try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(n)", key: "recording", object: [:], now: Date())
                 }
-                while await received.requests.count <= n && ContinuousClock.now - committed < .seconds(10) {
+                while await received.requests.count <= n && ContinuousClock.now - committed < .seconds(30) {
                     try await Task.sleep(for: .milliseconds(5))
                 }
-                #expect(ContinuousClock.now - committed < .seconds(2), "event \(n)")
+                // Far below the poll; not tight, because the whole suite loads both cores (5 s seen).
+                #expect(ContinuousClock.now - committed < .seconds(20), "event \(n)")
             }
             run.cancel()
             _ = await run.result
