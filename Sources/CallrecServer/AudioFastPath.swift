@@ -32,7 +32,8 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    static let route = "/recordings/:id"
+    /// The route as Hummingbird's MetricsMiddleware labels it.
+    static let route = "/recordings/{id}"
 
     private let routes: RecordingRoutes
     private let serverName: String
@@ -46,6 +47,12 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var writing = 0
     private var quiesce: Any?
     private var quiescing = false
+    /// A request asked to close the connection: later ones are not read.
+    private var closing = false
+    /// The request being read asks to close the connection.
+    private var lastOne = false
+    /// Answers being written at most, per connection, before requests wait their turn in the router.
+    static let maxWriting = 8
 
     struct Claim {
         let head: HTTPRequestHead
@@ -62,9 +69,14 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a request that closes the connection, nothing more is processed (RFC 9112 §9.6).
+        if closing { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if routerOwes == 0, !quiescing, let claim = claim(head) {
+            lastOne = !head.isKeepAlive
+            // Backpressure: past `maxWriting` unfinished answers, or with the socket's buffer full,
+            // requests go to the router, which reads one at a time.
+            if routerOwes == 0, !quiescing, writing < Self.maxWriting, context.channel.isWritable, let claim = claim(head) {
                 claimed = claim
                 forwarding = false
             } else {
@@ -76,6 +88,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             // A claimed request has no body (claim refuses Content-Length and Transfer-Encoding).
             if forwarding { context.fireChannelRead(data) }
         case .end:
+            if lastOne { closing = true }
             if forwarding {
                 forwarding = false
                 context.fireChannelRead(data)
@@ -127,10 +140,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             let (audio, fd) = routes.openedAudio(id, .signedURL)
         else { return nil }
         let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
-        let ask = AudioAsk(isHead: head.method == .HEAD) { name in
-            let values = head.headers[name.rawName]
-            return values.isEmpty ? nil : values.joined(separator: ", ")
-        }
+        let ask = AudioAsk(isHead: head.method == .HEAD) { name in Self.joined(head.headers[name.rawName]) }
         let plan = AudioResponder.plan(
             ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: RecordingRoutes.StoredAudio.opusType)
         if case .multipart = plan {
@@ -170,6 +180,9 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         return (String(decoding: u[..<q], as: UTF8.self), id, String(decoding: u[exp], as: UTF8.self), String(decoding: u[sig], as: UTF8.self))
     }
 
+    /// A field's values as HTTPFields gives them: joined with ", ", nil when absent.
+    static func joined(_ values: [String]) -> String? { values.isEmpty ? nil : values.joined(separator: ", ") }
+
     private static let base64url: [Bool] = (0..<256).map { b in
         (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || (0x30...0x39).contains(b) || b == 0x2D || b == 0x5F
     }
@@ -180,7 +193,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let isHead = claim.head.method == .HEAD
         if !isHead {
             routes.recordAudio(
-                .signedURL, wav: false, claim.id, range: claim.head.headers["range"].first,
+                .signedURL, wav: false, claim.id, range: Self.joined(claim.head.headers["range"]),
                 client: context.channel.remoteAddress?.ipAddress)
         }
         var headers = HTTPHeaders()
@@ -217,9 +230,12 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let file = claim.file
         let method = claim.head.method.rawValue
         let started = claim.started
+        let active = Self.active(method: method)
+        active.increment()
         done.futureResult.assumeIsolated().whenComplete { [self] result in
             try? file.close()
             Self.metrics(method: method, status: status.code).record(since: started)
+            active.decrement()
             writing -= 1
             if !keepAlive || (try? result.get()) == nil {
                 context.close(promise: nil)
@@ -238,6 +254,15 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         func record(since start: UInt64) {
             counter.increment()
             timer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        }
+    }
+    private static let actives = NIOLockedValueBox<[String: Meter]>([:])
+    static func active(method: String) -> Meter {
+        actives.withLockedValue { all in
+            if let m = all[method] { return m }
+            let m = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method)])
+            all[method] = m
+            return m
         }
     }
     private static let meters = NIOLockedValueBox<[String: Meters]>([:])

@@ -22,7 +22,7 @@ public enum CallrecApplication {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         router.get("/healthz") { _, _ -> Response in
-            let recordings = try catalog.count()
+            let recordings = try await offLoop { try catalog.count() }  // COUNT(*) scans: 10+ ms at a million rows
             let body = #"{"status":"ok","recordings":\#(recordings),"backlog":\#(watcher?.backlog ?? 0)}"#
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }

@@ -38,7 +38,10 @@ struct ComplianceRoutes: Sendable {
         }
         let ids: [String]
         do {
-            ids = try catalog.hold(matching: q, reason: body.reason, actor: principal.actor, role: principal.role?.rawValue, client: context.client, now: Date())
+            let (catalog, query, client) = (self.catalog, q, context.client)
+            ids = try await offLoop {
+                try catalog.hold(matching: query, reason: body.reason, actor: principal.actor, role: principal.role?.rawValue, client: client, now: Date())
+            }
         } catch let e as CatalogError { throw APIError(.badRequest, "invalid_query", e.description) }
         ids.forEach(invalidate)
         return try JSONResponse.make(["held": ids])
@@ -74,14 +77,20 @@ struct ComplianceRoutes: Sendable {
         try Authenticator.require(principal, [.admin])
         let company = context.parameters.get("company") ?? ""
         guard !company.isEmpty, company.count <= 128 else { throw APIError(.badRequest, "invalid_company", "a company id is required") }
-        if request.method == .delete {
-            try catalog.setRetention(company: company, days: nil)
-        } else {
+        var days: Int?
+        if request.method != .delete {
             let body = try await JSONResponse.body(request, context, as: RetentionBody.self)
             guard (0...36500).contains(body.days) else { throw APIError(.badRequest, "invalid_days", "days is 0…36500") }
-            try catalog.setRetention(company: company, days: body.days)
+            days = body.days
         }
-        try? catalog.audit([AuditEntry(at: Date(), actor: principal.actor, role: principal.role?.rawValue, company: company, action: "retention.set", uniqueid: nil, detail: request.method == .delete ? "default" : "override", client: context.client)])
-        return try JSONResponse.make(try catalog.retentionOverrides())
+        let (catalog, set, client) = (self.catalog, days, context.client)
+        let overrides = try await offLoop {
+            try catalog.setRetention(company: company, days: set)
+            try? catalog.audit([AuditEntry(
+                at: Date(), actor: principal.actor, role: principal.role?.rawValue, company: company, action: "retention.set", uniqueid: nil,
+                detail: set == nil ? "default" : "override", client: client)])
+            return try catalog.retentionOverrides()
+        }
+        return try JSONResponse.make(overrides)
     }
 }

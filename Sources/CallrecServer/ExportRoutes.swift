@@ -82,7 +82,8 @@ struct ExportRoutes: Sendable {
         }
         let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: Date())
-        try catalog.saveJob(job)
+        let catalog = self.catalog
+        try await offLoop { try catalog.saveJob(job) }
         service.poke()
         var response = try JSONResponse.make(JobJSON(job), status: .accepted)
         response.headers[.location] = "/exports/\(id)"

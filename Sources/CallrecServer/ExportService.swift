@@ -25,14 +25,15 @@ public final class ExportService: Service, @unchecked Sendable {
     func path(of id: String) -> String { catalog.data.exportsRoot + "/\(id).zip" }
 
     public func run() async throws {
-        try? catalog.requeueInterruptedJobs()
+        let (catalog, keep) = (self.catalog, self.keep)
+        _ = try? await offLoop { try catalog.requeueInterruptedJobs() }
         var idle = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            for job in (try? catalog.expireJobs(before: Date().addingTimeInterval(-keep))) ?? [] {
+            for job in (try? await offLoop { try catalog.expireJobs(before: Date().addingTimeInterval(-keep)) }) ?? [] {
                 unlink(path(of: job.id))
                 logger.info("export expired", metadata: ["export": "\(job.id)"])
             }
-            if let job = try? catalog.claimJob() {
+            if let job = try? await offLoop({ try catalog.claimJob() }) {
                 await runJob(job)
                 continue
             }
@@ -79,9 +80,12 @@ public final class ExportService: Service, @unchecked Sendable {
             finished.error = "\(e)"
             logger.error("export failed", metadata: ["export": "\(job.id)", "error": "\(e)"])
         }
-        try? catalog.finishJob(finished, download: finished.status == .completed ? "/exports/\(job.id)/download" : nil)
-        try? catalog.audit([AuditEntry(at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
-                                       detail: "\(job.id) \(finished.status.rawValue) \(finished.sha256 ?? finished.error ?? "")")])
+        let done = finished
+        _ = try? await offLoop {
+            try? catalog.finishJob(done, download: done.status == .completed ? "/exports/\(job.id)/download" : nil)
+            try? catalog.audit([AuditEntry(at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
+                                           detail: "\(job.id) \(done.status.rawValue) \(done.sha256 ?? done.error ?? "")")])
+        }
     }
 }
 

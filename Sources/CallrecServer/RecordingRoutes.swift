@@ -206,7 +206,10 @@ struct RecordingRoutes: Sendable {
         if let row = try catalog.recording(id), !principal.canSee(company: row.company) {
             throw APIError(.notFound, "not_found", "no recording \(id)")
         }
-        let merged = try catalog.setMetadata(id, Metadata(company: body.company, agent: body.agent, leadNumber: body.leadNumber), now: now())
+        let (catalog, at) = (self.catalog, now())
+        let merged = try await offLoop {
+            try catalog.setMetadata(id, Metadata(company: body.company, agent: body.agent, leadNumber: body.leadNumber), now: at)
+        }
         rows.invalidate(id)
         record(principal, "metadata.set", id, nil, context)
         return try JSONResponse.make(MetadataBody(company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber))
@@ -231,7 +234,8 @@ struct RecordingRoutes: Sendable {
         let entry = AuditEntry(
             at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company,
             action: on ? "hold" : "release", uniqueid: id, detail: reason.isEmpty ? nil : reason, client: context.client)
-        let row = try catalog.setHold(id, on: on, reason: on ? reason : nil, audit: entry)
+        let catalog = self.catalog
+        let row = try await offLoop { try catalog.setHold(id, on: on, reason: on ? reason : nil, audit: entry) }
         rows.invalidate(id)
         return try JSONResponse.make(RecordingJSON(row))
     }
@@ -246,7 +250,8 @@ struct RecordingRoutes: Sendable {
             at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company, action: "delete",
             uniqueid: id, client: context.client)
         do {
-            let row = try catalog.delete(id, reason: "deleted by \(principal.actor)", audit: entry)
+            let catalog = self.catalog
+            let row = try await offLoop { try catalog.delete(id, reason: "deleted by \(principal.actor)", audit: entry) }
             rows.invalidate(id)
             unlink(catalog.data.absolute(row.opusPath))
             return Response(status: .noContent)

@@ -23,7 +23,8 @@ final class RowCache: @unchecked Sendable {
     func row(_ uniqueid: String, load: () throws -> RecordingRow?) rethrows -> RecordingRow? {
         let now = DispatchTime.now().uptimeNanoseconds
         lock.lock()
-        if let e = entries[uniqueid], now - e.at < ttlNanoseconds {
+        // `e.at` may be later than `now`: another thread stored it after `now` was read.
+        if let e = entries[uniqueid], e.at &+ ttlNanoseconds > now {
             lock.unlock()
             return e.row
         }

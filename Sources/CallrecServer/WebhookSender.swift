@@ -86,10 +86,13 @@ public final class WebhookSender: Service, @unchecked Sendable {
             var failed: [(seq: Int64, error: String, retryAt: Date)] = []
             var lastPrune = Date.distantPast
 
-            func settle() {
+            // Catalog work runs off the event loops (`offLoop`): a burst's transaction is fsynced.
+            let catalog = self.catalog
+            func settle() async {
                 guard !delivered.isEmpty || !failed.isEmpty else { return }
+                let (d, f) = (delivered, failed)
                 do {
-                    try catalog.settle(delivered: delivered, failed: failed, now: Date())
+                    try await offLoop { try catalog.settle(delivered: d, failed: f, now: Date()) }
                 } catch {
                     // Still undelivered in the catalog: they go out again (at least once).
                     logger.error("webhook outcomes not recorded", metadata: ["error": "\(error)", "events": "\(delivered.count + failed.count)"])
@@ -124,11 +127,12 @@ public final class WebhookSender: Service, @unchecked Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if queue.isEmpty && running < concurrency {
                     // Record what is done first: a recording's next event is due only then.
-                    settle()
-                    let due = (try? catalog.dueEvents(now: Date(), limit: 4 * concurrency + unsettled.count)) ?? []
+                    await settle()
+                    let limit = 4 * concurrency + unsettled.count
+                    let due = (try? await offLoop { try catalog.dueEvents(now: Date(), limit: limit) }) ?? []
                     queue = due.filter { !unsettled.contains($0.seq) }[...]
                 } else if delivered.count + failed.count >= concurrency {
-                    settle()
+                    await settle()
                 }
                 while running < concurrency, let event = queue.popFirst() {
                     unsettled.insert(event.seq)
@@ -136,7 +140,7 @@ public final class WebhookSender: Service, @unchecked Sendable {
                     group.addTask { await self.deliver(event) }
                 }
                 if Date().timeIntervalSince(lastPrune) > 3600 {
-                    try? catalog.pruneDelivered(before: Date().addingTimeInterval(-7 * 86400))
+                    _ = try? await offLoop { try catalog.pruneDelivered(before: Date().addingTimeInterval(-7 * 86400)) }
                     lastPrune = Date()
                 }
                 // Wait for a delivery to end or, with room for more, for the next poll.
@@ -154,7 +158,7 @@ public final class WebhookSender: Service, @unchecked Sendable {
             // Shutting down: nothing new starts; deliveries in flight end (cancelled, on
             // cancellation) and what they achieved is recorded.
             while let outcome = await group.next() { take(outcome) }
-            settle()
+            await settle()
         }
     }
 

@@ -24,14 +24,15 @@ struct Serve: AsyncParsableCommand {
         // Run Swift Concurrency's jobs on NIO's event loops: a request's handler then runs on the
         // thread that owns its socket instead of hopping to the global pool and back (measured in
         // scripts/bench-serve). Blocking work (transcoding, exports, purges, audit flushes) runs on
-        // its own threads, never on a task.
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        // its own threads, and catalog writes in tasks on NIO's blocking pool (`offLoop`).
+        let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         var settings = common.settings()
         if let spool { settings.spool = spool }
         if let host { settings.host = host }
         if let port { settings.port = port }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger("callrec", defaultLevel: .info)
+        if !onEventLoops { logger.warning("tasks run on Swift's global pool: NIO's event loops could not be installed as its executor") }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 

@@ -136,6 +136,14 @@ struct AudioFastPathTests {
         #expect(try handedOn().isEmpty)
         #expect(try answered()?.0 == .ok)
 
+        // With the socket's send buffer full, requests wait their turn in the router.
+        channel.isWritable = false
+        try send(signed)
+        #expect(try handedOn() == [signed])
+        channel.isWritable = true
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        while try channel.readOutbound(as: HTTPServerResponsePart.self) != nil {}
+
         // A client that asks to close gets its answer, then the connection closes.
         try send(signed, headers: ["Connection": "close"])
         let last = try #require(try answered())
@@ -145,6 +153,33 @@ struct AudioFastPathTests {
         audit.flush()
         let audited = try h.catalog.auditLog(from: nil, to: nil).filter { $0.action == "audio.opus" }
         #expect(audited.count == 3)
+        #expect(audited.first?.detail == "bytes=10-19")
         #expect(audited.allSatisfy { $0.actor == "signed-url" && $0.client == "127.0.0.1" })
+    }
+
+    /// After a request that closes the connection, nothing more is processed (RFC 9112 §9.6):
+    /// not a signed request, not one for the router.
+    @Test func nothingAfterConnectionClose() async throws {
+        let h = try await Harness()
+        try h.add("speech.wav", as: "1732467600.42")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let routes = RecordingRoutes(
+            catalog: h.catalog, auth: Authenticator(signer: h.signer, tokens: h.tokens), audit: AuditWriter(catalog: h.catalog, logger: logger),
+            wavCache: WavViewCache(), zone: TimeZone(identifier: "UTC")!, now: Date.init)
+        let channel = EmbeddedChannel(handler: AudioFastPath(routes: routes, serverName: "callrec"))
+        channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
+        let signed = h.signed("/recordings/1732467600.42.opus")
+        let requests: [(String, HTTPHeaders)] = [("/recordings/1732467600.42", ["Connection": "close"]), (signed, [:]), ("/recordings", [:])]
+        for (uri, headers) in requests {
+            try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)))
+            try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        var forwarded: [String] = []
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+            if case .head(let head) = part { forwarded.append(head.uri) }
+        }
+        #expect(forwarded == ["/recordings/1732467600.42"])
+        #expect(try channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
     }
 }
