@@ -1,16 +1,19 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOPosix
 
-/// A byte range of a file as a response body, read with pread(2) on the task that writes it.
-///
-/// Hummingbird's FileIO hops to the NIO thread pool for the open and for every read; for the
-/// short ranges a player asks for, those thread switches cost more than the read (measured with
-/// perf under wrk: futex waits and wake-ups on top, 3,400 req/s). Recordings are small and hot
-/// in the page cache, so a read here returns at memory speed; long ranges are streamed in 256 KiB
-/// chunks with the writer's backpressure between them.
+/// A byte range of a file as a response body (the router's path; signed `.opus` requests are
+/// answered by `AudioFastPath` with sendfile). Ranges up to 1 MiB are read with pread(2) on the
+/// task that writes them: Hummingbird's FileIO hops to the NIO thread pool for the open and for
+/// every read, and for the short ranges a player asks for those thread switches cost more than the
+/// read (measured with perf under wrk: futex waits and wake-ups on top, 3,400 req/s). Longer ones
+/// (an export's ZIP, a whole recording), which may not be in the page cache, are read on the
+/// blocking pool, since tasks run on the event loops; all are streamed in 256 KiB chunks with the
+/// writer's backpressure between them.
 enum FileBody {
     static let chunk = 256 * 1024
+    static let longBody = 1 << 20
 
     /// The file is opened now, so that a missing file is an error before the headers go out.
     static func make(path: String, range: ClosedRange<Int>) throws -> ResponseBody {
@@ -21,11 +24,25 @@ enum FileBody {
             defer { descriptor.close() }
             var offset = range.lowerBound
             let allocator = ByteBufferAllocator()
+            // Long bodies (an export's ZIP, a whole recording) may not be in the page cache: their
+            // reads go to the blocking pool, since tasks run on the event loops in `serve`.
+            let long = range.count > longBody
             while offset <= range.upperBound {
                 let n = min(chunk, range.upperBound + 1 - offset)
                 var buffer = allocator.buffer(capacity: n)
-                let got = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { raw in
-                    max(0, pread(descriptor.fd, raw.baseAddress!, n, off_t(offset)))
+                let at = offset
+                let read: @Sendable (UnsafeMutableRawBufferPointer) -> Int = { raw in max(0, pread(descriptor.fd, raw.baseAddress!, n, off_t(at))) }
+                let got: Int
+                if long {
+                    let filled = try await NIOThreadPool.singleton.runIfActive { () -> ByteBuffer in
+                        var b = allocator.buffer(capacity: n)
+                        _ = b.writeWithUnsafeMutableBytes(minimumWritableBytes: n, read)
+                        return b
+                    }
+                    got = filled.readableBytes
+                    buffer = filled
+                } else {
+                    got = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: n, read)
                 }
                 guard got > 0 else { throw APIError(.internalServerError, "read_failed", "the audio file changed while it was read") }
                 offset += got
