@@ -63,6 +63,13 @@ struct RecordingRoutes: Sendable {
         let size: Int
         let modified: Date
 
+        init(row: RecordingRow, path: String, stat st: stat) {
+            self.row = row
+            self.path = path
+            size = Int(st.st_size)
+            modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
+        }
+
         var opusETag: String { "\"\(row.opusSHA256.prefix(32))\"" }
         var wavETag: String { "\"wav-\(row.opusSHA256.prefix(32))\"" }
         static let opusType = "audio/ogg; codecs=opus"
@@ -78,7 +85,7 @@ struct RecordingRoutes: Sendable {
         guard stat(path, &st) == 0 else {
             throw APIError(.serviceUnavailable, "audio_unavailable", "the audio of \(id) is not on disk")
         }
-        return StoredAudio(row: row, path: path, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
+        return StoredAudio(row: row, path: path, stat: st)
     }
 
     /// `storedAudio` with the file opened (one path lookup, not two): the descriptor, or nil when
@@ -93,7 +100,7 @@ struct RecordingRoutes: Sendable {
             close(fd)
             return nil
         }
-        return (StoredAudio(row: row, path: path, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))), fd)
+        return (StoredAudio(row: row, path: path, stat: st), fd)
     }
 
     /// Audits an audio access (GET only: HEAD reads no audio).
