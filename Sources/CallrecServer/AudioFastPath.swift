@@ -25,7 +25,9 @@ import NIOHTTPTypesHTTP1
 /// router's path, and the request is audited and counted in `/metrics` the same way.
 ///
 /// Responses leave in request order: while the router owes a response on this connection, later
-/// requests go to the router too.
+/// requests go to the router too. So do requests past `maxWriting` unfinished answers or with
+/// the socket's buffer full (the router reads one request at a time: that is the backpressure).
+/// After a request that asks to close the connection, nothing more is read.
 final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
