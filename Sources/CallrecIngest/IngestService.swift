@@ -1,3 +1,4 @@
+import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -14,11 +15,6 @@ public struct IngestService: Service {
         try watcher.start()
         try? await gracefulShutdown()
         let watcher = self.watcher
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread {
-                watcher.stop()
-                done.resume()
-            }.start()
-        }
+        try? await Worker(name: "callrec-ingest-stop") { watcher.stop() }.value()
     }
 }

@@ -52,15 +52,25 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     }
 }
 
-/// Runs `body` on a new thread; `join()` waits for it and returns what it returned or threw.
+/// Runs `body` on a new thread; `join()` waits for it and returns what it returned or threw, and
+/// `value()` does the same from a task without holding its thread (the way services hand blocking
+/// work — transcoding, exports, purges, erasures, SQLite flushes — to a thread of its own).
 public final class Worker<T>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
     private var result: Result<T, any Error>?
+    private var waiter: CheckedContinuation<Void, Never>?
 
     public init(name: String, _ body: @escaping @Sendable () throws -> T) {
         let thread = Thread { [self] in
-            result = Result { try body() }
+            let outcome = Result { try body() }
+            lock.lock()
+            result = outcome
+            let w = waiter
+            waiter = nil
+            lock.unlock()
             done.signal()
+            w?.resume()
         }
         thread.name = name
         thread.stackSize = 1 << 20
@@ -69,6 +79,29 @@ public final class Worker<T>: @unchecked Sendable {
 
     public func join() throws -> T {
         done.wait()
+        return try finished()
+    }
+
+    private func finished() throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
         return try result!.get()
+    }
+}
+
+extension Worker where T: Sendable {
+    /// What `body` returned or threw, awaited. One task at a time may wait.
+    public func value() async throws -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if result != nil {
+                lock.unlock()
+                c.resume()
+            } else {
+                waiter = c
+                lock.unlock()
+            }
+        }
+        return try finished()
     }
 }

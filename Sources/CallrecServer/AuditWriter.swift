@@ -1,4 +1,5 @@
 import CallrecCatalog
+import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -99,30 +100,22 @@ public final class AuditWriter: Service, @unchecked Sendable {
         }
         condition.lock()
         exited = true
-        condition.broadcast()
         condition.unlock()
     }
 
-    /// Asks the thread to write what is left and waits until it has.
-    private func stopAndWait() {
+    /// Asks the thread to write what is left and end.
+    private func stop() {
         condition.lock()
         stopping = true
-        condition.broadcast()
-        while !exited { condition.wait() }
+        condition.signal()
         condition.unlock()
     }
 
     public func run() async throws {
-        let thread = Thread { [self] in loop() }
-        thread.name = "callrec-audit"
-        thread.start()
+        let writer = Worker(name: "callrec-audit") { [self] in loop() }
         // Ends on graceful shutdown or on cancellation; either way the thread writes what is left.
         try? await gracefulShutdown()
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread { [self] in
-                stopAndWait()
-                done.resume()
-            }.start()
-        }
+        stop()
+        try? await writer.value()
     }
 }

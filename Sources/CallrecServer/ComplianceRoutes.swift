@@ -1,5 +1,6 @@
 import CallrecCatalog
 import CallrecCompliance
+import CallrecMedia
 import Foundation
 import Hummingbird
 
@@ -57,9 +58,9 @@ struct ComplianceRoutes: Sendable {
         let body = try await JSONResponse.body(request, context, as: EraseBody.self)
         guard !body.leadNumber.isEmpty, body.leadNumber.count <= 64 else { throw APIError(.badRequest, "invalid_lead_number", "lead_number is required") }
         let catalog = self.catalog
-        let report = try await withCheckedThrowingContinuation { (done: CheckedContinuation<RemovalReport, any Error>) in
-            Thread { done.resume(with: Result { try Remover(catalog: catalog).erase(leadNumber: body.leadNumber, actor: principal.actor, now: Date()) }) }.start()
-        }
+        let report = try await Worker(name: "callrec-erase") {
+            try Remover(catalog: catalog).erase(leadNumber: body.leadNumber, actor: principal.actor, now: Date())
+        }.value()
         report.uniqueids.forEach(invalidate)
         return try JSONResponse.make(report)
     }

@@ -1,5 +1,6 @@
 import CallrecCatalog
 import CallrecCompliance
+import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -51,19 +52,17 @@ public final class ExportService: Service, @unchecked Sendable {
         let catalog = self.catalog
         let out = path(of: job.id)
         let query = ListQuery(from: Date(timeIntervalSince1970: TimeInterval(job.fromAt)), to: Date(timeIntervalSince1970: TimeInterval(job.toAt)), company: job.company)
-        let result: Result<ExportSummary, any Error> = await withCheckedContinuation { done in
-            Thread {
-                var last = Date.distantPast
-                done.resume(returning: Result {
-                    try Exporter(catalog: catalog).export(query, to: out) { n, total in
-                        if n == total || Date().timeIntervalSince(last) > 0.5 {
-                            last = Date()
-                            try? catalog.updateProgress(job.id, done: n, total: total)
-                        }
-                    }
-                })
-            }.start()
+        let export = Worker(name: "callrec-export") {
+            var last = Date.distantPast
+            return try Exporter(catalog: catalog).export(query, to: out) { n, total in
+                if n == total || Date().timeIntervalSince(last) > 0.5 {
+                    last = Date()
+                    try? catalog.updateProgress(job.id, done: n, total: total)
+                }
+            }
         }
+        let result: Result<ExportSummary, any Error>
+        do { result = .success(try await export.value()) } catch { result = .failure(error) }
         var finished = (try? catalog.job(job.id)) ?? job
         finished.finishedAt = Int64(Date().timeIntervalSince1970)
         switch result {

@@ -40,9 +40,9 @@ public struct PurgeService: Service {
             } catch { return }
             if Task.isShuttingDownGracefully { return }
             let catalog = self.catalog, days = defaultDays
-            let report: RemovalReport? = await withCheckedContinuation { done in
-                Thread { done.resume(returning: try? Remover(catalog: catalog).purge(now: Date(), defaultDays: days, dryRun: false)) }.start()
-            }
+            let report = try? await Worker(name: "callrec-purge") {
+                try Remover(catalog: catalog).purge(now: Date(), defaultDays: days, dryRun: false)
+            }.value()
             if let report {
                 logger.notice("retention purge", metadata: ["removed": "\(report.count)", "audio_seconds": "\(report.audioSeconds)", "bytes": "\(report.bytes)", "held": "\(report.held.count)"])
             } else {
