@@ -34,8 +34,9 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// The route as Hummingbird's MetricsMiddleware labels it.
-    static let route = "/recordings/{id}"
+    /// The route as Hummingbird's MetricsMiddleware labels it (`/recordings/{id}`), so that
+    /// `/metrics` shows one series for both paths.
+    static let route = RecordingRoutes.recordingPath.description
 
     private let routes: RecordingRoutes
     private let serverName: String

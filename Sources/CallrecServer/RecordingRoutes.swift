@@ -17,11 +17,14 @@ struct RecordingRoutes: Sendable {
     let rows = RowCache()
     let now: @Sendable () -> Date
 
+    /// The route of a recording and its audio (`AudioFastPath` answers part of it).
+    static let recordingPath: RouterPath = "/recordings/:id"
+
     func register(on router: Router<CallrecContext>) {
         router.get("/recordings", use: list)
         router.head("/recordings", use: list)
-        router.get("/recordings/:id", use: getFile)
-        router.head("/recordings/:id", use: getFile)
+        router.get(Self.recordingPath, use: getFile)
+        router.head(Self.recordingPath, use: getFile)
         router.delete("/recordings/:id", use: delete)
         router.get("/recordings/:id/waveform.json", use: waveform)
         router.head("/recordings/:id/waveform.json", use: waveform)
