@@ -61,17 +61,8 @@ struct WebhookTests {
 
         // Then up, failing twice more, as after a restart: every event arrives, ids stable.
         let received = Received(failFirst: 2)
-        let router = Router()
-        router.post("/hook") { request, _ -> Response in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            let ok = await received.take(Data(body.readableBytesView), signature: request.headers[HTTPField.Name("Callrec-Signature")!] ?? "")
-            return Response(status: ok ? .ok : .internalServerError)
-        }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
+        try await withReceiver(logger: logger, { await received.take($0, signature: $1) }) { url in
+            let sender = WebhookSender(catalog: catalog, url: url, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
             let t2 = Task { try await sender.run() }
             for _ in 0..<200 where try catalog.undeliveredEvents().isEmpty == false {
                 try await Task.sleep(for: .milliseconds(50))
@@ -171,20 +162,15 @@ extension WebhookTests {
         let events = try catalog.outbox()
         #expect(events.count == 165)
         let burst = Burst(events)
-        let router = Router()
-        router.post("/hook") { request, _ -> Response in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            let id = ((try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any])?["id"] as? String ?? ""
+        let slow: @Sendable (Data, String) async throws -> Bool = { body, _ in
+            let id = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["id"] as? String ?? ""
             let ok = await burst.begin(id)
             try await Task.sleep(for: .milliseconds(10))
             await burst.end(id, ok: ok)
-            return Response(status: ok ? .ok : .internalServerError)
+            return ok
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger,
+        try await withReceiver(logger: logger, slow) { url in
+            let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger,
                                        timeout: 5, backoff: 0.05, poll: .milliseconds(20), concurrency: 8)
             let run = Task { try await sender.run() }
             let deadline = Date().addingTimeInterval(60)
@@ -234,17 +220,8 @@ extension WebhookTests {
         let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
         let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
         let received = Received(failFirst: 0)
-        let router = Router()
-        router.post("/hook") { request, _ -> Response in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            _ = await received.take(Data(body.readableBytesView), signature: "")
-            return Response(status: .ok)
-        }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger, poll: .seconds(60))
+        try await withReceiver(logger: logger, { await received.take($0, signature: $1) }) { url in
+            let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger, poll: .seconds(60))
             let run = Task { try await sender.run() }
             try await Task.sleep(for: .milliseconds(200))  // the sender's first poll found nothing and waits
             for n in 0..<3 {
@@ -262,6 +239,24 @@ extension WebhookTests {
             _ = await run.result
         }
         #expect(await received.requests.count == 3)
+    }
+}
+
+/// A webhook receiver on a loopback port for the length of `body`, which gets its URL:
+/// `answer(body, Callrec-Signature)` says whether to accept the request (200) or refuse it (500).
+func withReceiver(
+    logger: Logger, _ answer: @escaping @Sendable (Data, String) async throws -> Bool, _ body: @escaping @Sendable (URL) async throws -> Void
+) async throws {
+    let router = Router()
+    router.post("/hook") { request, _ -> Response in
+        var request = request
+        let bytes = try await request.collectBody(upTo: 1 << 20)
+        let ok = try await answer(Data(bytes.readableBytesView), request.headers[HTTPField.Name("Callrec-Signature")!] ?? "")
+        return Response(status: ok ? .ok : .internalServerError)
+    }
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+    try await app.test(.live) { client in
+        try await body(URL(string: "http://127.0.0.1:\(try #require(client.port))/hook")!)
     }
 }
 
