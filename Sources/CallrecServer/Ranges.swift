@@ -5,7 +5,9 @@ import Foundation
 public enum ByteRanges: Equatable, Sendable {
     /// No Range header, a malformed one, or a unit other than bytes: serve the whole (200).
     case none
-    /// Satisfiable ranges (clamped to the size), in the order asked.
+    /// Satisfiable ranges (clamped to the size): in the order asked when they are disjoint; sorted
+    /// and merged when any overlap or touch (RFC 9110 §14.2), so a response never carries the same
+    /// byte twice and is never larger than the representation.
     case ranges([ClosedRange<Int>])
     /// Every range lies past the end: 416 with `Content-Range: bytes */size`.
     case unsatisfiable
@@ -46,7 +48,24 @@ public enum ByteRanges: Equatable, Sendable {
             }
             start = stop + 1
         }
-        return out.isEmpty ? .unsatisfiable : .ranges(out)
+        return out.isEmpty ? .unsatisfiable : .ranges(coalesced(out))
+    }
+
+    /// `ranges` as asked when no two overlap or touch; else sorted and merged. `bytes=0-,0-,…` asked
+    /// for 16 copies of the file (and 16 decodes of a `.wav`).
+    static func coalesced(_ ranges: [ClosedRange<Int>]) -> [ClosedRange<Int>] {
+        guard ranges.count > 1 else { return ranges }
+        let sorted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [ClosedRange<Int>] = [sorted[0]]
+        for r in sorted.dropFirst() {
+            let last = merged[merged.count - 1]
+            if r.lowerBound <= last.upperBound + 1 {
+                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged.count == ranges.count ? ranges : merged
     }
 
     private static func trim(_ b: [UInt8], _ lo: Int, _ hi: Int) -> (Int, Int) {

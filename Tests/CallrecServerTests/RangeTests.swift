@@ -24,6 +24,16 @@ struct RangeParsingTests {
         #expect(ByteRanges.parse("bytes=0-0", size: 0) == .unsatisfiable)
     }
 
+    /// Overlapping or touching ranges are merged (RFC 9110 §14.2): `bytes=0-,0-,…` asked for the
+    /// file 16 times over; disjoint ones keep the order asked.
+    @Test func overlappingRangesAreCoalesced() {
+        let sixteen = "bytes=" + Array(repeating: "0-", count: 16).joined(separator: ",")
+        #expect(ByteRanges.parse(sixteen, size: 100) == .ranges([0...99]))
+        #expect(ByteRanges.parse("bytes=10-19,15-29,30-39", size: 100) == .ranges([10...39]))
+        #expect(ByteRanges.parse("bytes=50-59,-60", size: 100) == .ranges([40...99]))
+        #expect(ByteRanges.parse("bytes=50-59,0-9", size: 100) == .ranges([50...59, 0...9]))
+    }
+
     @Test func preconditions() {
         let etag = "\"abc\""
         let lm = Date(timeIntervalSince1970: 1_700_000_000)
