@@ -124,10 +124,15 @@ public struct Exporter: Sendable {
         }
     }
 
-    /// RFC 4180 quoting; a leading = + - @ is prefixed with ' so spreadsheets do not run it.
+    /// RFC 4180 quoting; a field a spreadsheet would run as a formula is prefixed with ': a leading
+    /// = + - @ (unless it is a plain number), and a leading TAB or CR, which spreadsheets strip
+    /// before looking for one (OWASP's CSV injection list).
     static func csvField(_ s: String) -> String {
         var v = s
-        if let f = v.first, "=+-@".contains(f), !(v.allSatisfy { $0.isNumber || $0 == "-" || $0 == "." }) { v = "'" + v }
+        if let f = v.unicodeScalars.first {
+            let formula = "=+-@".unicodeScalars.contains(f) && !(v.allSatisfy { $0.isNumber || $0 == "-" || $0 == "." })
+            if formula || f == "\t" || f == "\r" { v = "'" + v }
+        }
         if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
             return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }

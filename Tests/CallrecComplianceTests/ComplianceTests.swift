@@ -187,6 +187,9 @@ struct ExportTests {
         #expect(Exporter.csvField("a,b") == "\"a,b\"")
         #expect(Exporter.csvField("=cmd()") == "'=cmd()")
         #expect(Exporter.csvField("-12.5") == "-12.5")
+        // Spreadsheets strip a leading TAB or CR before looking for a formula.
+        #expect(Exporter.csvField("\t=HYPERLINK(\"http://x\")") == "\"'\t=HYPERLINK(\"\"http://x\"\")\"")
+        #expect(Exporter.csvField("\r=1+1") == "\"'\r=1+1\"")
         #expect(Exporter.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
     }
 }
