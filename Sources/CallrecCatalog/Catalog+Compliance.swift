@@ -58,8 +58,25 @@ extension Catalog {
     /// Puts a recording under legal hold (or releases it), with the audit entry, in one transaction.
     @discardableResult
     public func setHold(_ uniqueid: String, on: Bool, reason: String?, audit: AuditEntry) throws -> RecordingRow {
-        try pool.write { db in
-            guard var row = try RecordingRow.fetchOne(db, key: uniqueid) else { throw HoldError.notFound }
+        let row = try pool.write { db in try Self.setHold(db, uniqueid, on: on, reason: reason, audit: audit, visible: { _ in true }) }
+        changes.notify([uniqueid])
+        return row
+    }
+
+    /// The same off the caller's thread; `visible` sees the row in the transaction (false: not found).
+    public func setHold(
+        _ uniqueid: String, on: Bool, reason: String?, audit: AuditEntry, visible: @escaping @Sendable (RecordingRow) -> Bool
+    ) async throws -> RecordingRow {
+        let row = try await pool.write { db in try Self.setHold(db, uniqueid, on: on, reason: reason, audit: audit, visible: visible) }
+        changes.notify([uniqueid])
+        return row
+    }
+
+    static func setHold(
+        _ db: Database, _ uniqueid: String, on: Bool, reason: String?, audit: AuditEntry, visible: (RecordingRow) -> Bool
+    ) throws -> RecordingRow {
+        do {
+            guard var row = try RecordingRow.fetchOne(db, key: uniqueid), visible(row) else { throw HoldError.notFound }
             row.legalHold = on
             row.holdReason = on ? reason : nil
             row.holdBy = on ? audit.actor : nil
@@ -76,8 +93,22 @@ extension Catalog {
     /// transaction; returns the row so the caller removes its audio file next. A crash in between
     /// leaves a file whose tombstone tells recovery to finish the removal.
     public func delete(_ uniqueid: String, reason: String, audit: AuditEntry) throws -> RecordingRow {
-        try pool.write { db in
-            guard let row = try RecordingRow.fetchOne(db, key: uniqueid) else { throw HoldError.notFound }
+        let row = try pool.write { db in try self.deleteRow(db, uniqueid, reason: reason, audit: audit, visible: { _ in true }) }
+        changes.notify([uniqueid])
+        return row
+    }
+
+    public func delete(
+        _ uniqueid: String, reason: String, audit: AuditEntry, visible: @escaping @Sendable (RecordingRow) -> Bool
+    ) async throws -> RecordingRow {
+        let row = try await pool.write { db in try self.deleteRow(db, uniqueid, reason: reason, audit: audit, visible: visible) }
+        changes.notify([uniqueid])
+        return row
+    }
+
+    func deleteRow(_ db: Database, _ uniqueid: String, reason: String, audit: AuditEntry, visible: (RecordingRow) -> Bool) throws -> RecordingRow {
+        do {
+            guard let row = try RecordingRow.fetchOne(db, key: uniqueid), visible(row) else { throw HoldError.notFound }
             if row.legalHold { throw HoldError.held(reason: row.holdReason) }
             try row.delete(db)
             try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [uniqueid])
@@ -101,6 +132,19 @@ extension Catalog {
     /// Puts every recording matching `query` (company, lead number, time range) under legal hold,
     /// in one transaction with one audit entry each. Returns the uniqueids newly held.
     public func hold(matching query: ListQuery, reason: String, actor: String, role: String?, client: String?, now: Date) throws -> [String] {
+        let held = try pool.write { db in try Self.hold(db, query, reason: reason, actor: actor, role: role, client: client, now: now) }
+        changes.notify(held)
+        return held
+    }
+
+    /// `hold(matching:…)` on GRDB's writer queue.
+    public func holdAll(matching query: ListQuery, reason: String, actor: String, role: String?, client: String?, now: Date) async throws -> [String] {
+        let held = try await pool.write { db in try Self.hold(db, query, reason: reason, actor: actor, role: role, client: client, now: now) }
+        changes.notify(held)
+        return held
+    }
+
+    static func hold(_ db: Database, _ query: ListQuery, reason: String, actor: String, role: String?, client: String?, now: Date) throws -> [String] {
         guard query.company != nil || query.leadNumber != nil || query.from != nil || query.to != nil else {
             throw CatalogError("a hold by query needs at least one of company, lead number, from, to")
         }
@@ -111,7 +155,7 @@ extension Catalog {
         if let f = query.from { sql += " AND started_at >= ?"; args.append(Int64(f.timeIntervalSince1970.rounded(.up))) }
         if let t = query.to { sql += " AND started_at < ?"; args.append(Int64(t.timeIntervalSince1970.rounded(.up))) }
         sql += " ORDER BY started_at, uniqueid"
-        return try pool.write { db in
+        do {
             let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(args))
             let at = Int64(now.timeIntervalSince1970)
             for id in ids {

@@ -5,9 +5,25 @@ extension Catalog {
     /// One recording by uniqueid, through a cached prepared statement (compiling the query each
     /// time was 14% of serving an audio range, measured with perf).
     public func recording(_ uniqueid: String) throws -> RecordingRow? {
-        try pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT * FROM recording WHERE uniqueid = ?")
-            return try RecordingRow.fetchOne(statement, arguments: [uniqueid])
+        try pool.read { try Self.recording($0, uniqueid) }
+    }
+
+    /// `recording(_:)` on GRDB's reader queue, never on the caller's thread (an event loop, for the server).
+    public func find(_ uniqueid: String) async throws -> RecordingRow? {
+        try await pool.read { try Self.recording($0, uniqueid) }
+    }
+
+    static func recording(_ db: Database, _ uniqueid: String) throws -> RecordingRow? {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM recording WHERE uniqueid = ?")
+        return try RecordingRow.fetchOne(statement, arguments: [uniqueid])
+    }
+
+    /// Metadata registered for a call whose audio has not arrived (nil when none, or when the
+    /// recording exists).
+    public func pendingMetadata(_ uniqueid: String) async throws -> Metadata? {
+        try await pool.read { db in
+            guard try RecordingRow.exists(db, key: uniqueid) == false else { return nil }
+            return try MetadataRow.fetchOne(db, key: uniqueid)?.metadata
         }
     }
 
@@ -21,18 +37,45 @@ extension Catalog {
         try pool.read { try MetadataRow.fetchOne($0, key: uniqueid)?.metadata }
     }
 
-    /// Records metadata for a call, before or after its audio; fields left nil are kept.
+    /// Records metadata for a call, before or after its audio; fields left nil keep their current
+    /// values, whatever their origin (the spool path, an earlier PUT, the audio's tags).
     @discardableResult
     public func setMetadata(_ uniqueid: String, _ m: Metadata, now: Date = Date()) throws -> Metadata {
-        try pool.write { db in
-            let old = try MetadataRow.fetchOne(db, key: uniqueid)?.metadata ?? Metadata()
-            let merged = old.overridden(by: m)
-            try MetadataRow(uniqueid: uniqueid, company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber, updatedAt: Int64(now.timeIntervalSince1970)).save(db)
-            try db.execute(
-                sql: "UPDATE recording SET company = ?, agent = ?, lead_number = ?, updated_at = ? WHERE uniqueid = ?",
-                arguments: [merged.company, merged.agent, merged.leadNumber, Int64(now.timeIntervalSince1970), uniqueid])
-            return merged
+        try pool.write { db in try Self.setMetadata(db, uniqueid, MetadataPatch(m), now: now, check: { _ in }, audit: nil).metadata }
+    }
+
+    /// Applies a patch in one transaction: `check` sees the call's current metadata (the
+    /// recording's if it exists, else what was registered before the audio, else nil) and may
+    /// refuse; the audit entry is written in the same transaction as the change.
+    public func setMetadata(
+        _ uniqueid: String, _ patch: MetadataPatch, now: Date, check: @escaping @Sendable (Metadata?) throws -> Void, audit: AuditEntry?
+    ) async throws -> (metadata: Metadata, recording: RecordingRow?) {
+        let result = try await pool.write { db in try Self.setMetadata(db, uniqueid, patch, now: now, check: check, audit: audit) }
+        changes.notify([uniqueid])
+        return result
+    }
+
+    static func setMetadata(
+        _ db: Database, _ uniqueid: String, _ patch: MetadataPatch, now: Date, check: (Metadata?) throws -> Void, audit: AuditEntry?
+    ) throws -> (metadata: Metadata, recording: RecordingRow?) {
+        let recording = try RecordingRow.fetchOne(db, key: uniqueid)
+        let registered = try MetadataRow.fetchOne(db, key: uniqueid)?.metadata
+        let current = recording.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? registered
+        try check(current)
+        let merged = patch.applied(to: current ?? Metadata())
+        let at = Int64(now.timeIntervalSince1970)
+        try MetadataRow(uniqueid: uniqueid, company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber, updatedAt: at).save(db)
+        var updated = recording
+        if var row = recording {
+            row.company = merged.company
+            row.agent = merged.agent
+            row.leadNumber = merged.leadNumber
+            row.updatedAt = at
+            try row.update(db)
+            updated = row
         }
+        if var e = audit { try e.insert(db) }
+        return (merged, updated)
     }
 
     /// Commits an ingested (or re-made, after an append) recording in one transaction: its row,
@@ -54,6 +97,7 @@ extension Catalog {
             try WaveformRow(uniqueid: row.uniqueid, json: waveform).save(db)
             try recordEvent(db, type: .recordingReady, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(row), now: Date())
         }
+        changes.notify([recording.uniqueid])
     }
 
     public func quarantine(_ row: QuarantineRow) throws {
@@ -69,8 +113,16 @@ extension Catalog {
         try pool.read { try WaveformRow.fetchOne($0, key: uniqueid)?.json }
     }
 
+    public func waveform(_ uniqueid: String) async throws -> Data? {
+        try await pool.read { try WaveformRow.fetchOne($0, key: uniqueid)?.json }
+    }
+
     public func count() throws -> Int {
         try pool.read { try RecordingRow.fetchCount($0) }
+    }
+
+    public func count() async throws -> Int {
+        try await pool.read { try RecordingRow.fetchCount($0) }
     }
 
     /// Every recording's uniqueid and audio path (for start-up recovery and verify).
@@ -115,6 +167,16 @@ extension Catalog {
     public static let maxPageSize = 1000
 
     public func list(_ q: ListQuery) throws -> Page {
+        try pool.read { try Self.list($0, q) }
+    }
+
+    /// A page, turned into `T` on GRDB's reader queue (the server encodes its JSON there, so a
+    /// thousand rows are never encoded on an event loop).
+    public func list<T: Sendable>(_ q: ListQuery, _ transform: @escaping @Sendable (Page) throws -> T) async throws -> T {
+        try await pool.read { try transform(try Self.list($0, q)) }
+    }
+
+    static func list(_ db: Database, _ q: ListQuery) throws -> Page {
         let limit = max(1, min(q.limit, Self.maxPageSize))
         var (sql, args) = Self.filters(q, select: "*")
         if let cursor = q.cursor {
@@ -124,7 +186,7 @@ extension Catalog {
         }
         sql += " ORDER BY started_at, uniqueid LIMIT ?"
         args.append(limit + 1)
-        let rows = try pool.read { try RecordingRow.fetchAll($0, sql: sql, arguments: StatementArguments(args)) }
+        let rows = try RecordingRow.fetchAll(db, sql: sql, arguments: StatementArguments(args))
         let items = Array(rows.prefix(limit))
         let next = rows.count > limit ? items.last.map { Self.encodeCursor($0.startedAt, $0.uniqueid) } : nil
         return Page(items: items, nextCursor: next)
@@ -134,6 +196,15 @@ extension Catalog {
     public func count(_ q: ListQuery) throws -> Int {
         let (sql, args) = Self.filters(q, select: "COUNT(*)")
         return try pool.read { try Int.fetchOne($0, sql: sql, arguments: StatementArguments(args)) ?? 0 }
+    }
+
+    /// How many recordings a query matches and their stored bytes (to size an export).
+    public func footprint(_ q: ListQuery) async throws -> (count: Int, bytes: Int) {
+        try await pool.read { db in
+            let (sql, args) = Self.filters(q, select: "COUNT(*), COALESCE(SUM(opus_bytes), 0)")
+            let row = try Row.fetchOne(db, sql: sql, arguments: StatementArguments(args))
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
     }
 
     /// `SELECT <select> FROM recording WHERE …` for the query's time range and filters.

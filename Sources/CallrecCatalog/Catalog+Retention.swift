@@ -28,8 +28,30 @@ extension Catalog {
     }
 
     public func retentionOverrides() throws -> [String: Int] {
-        try pool.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT company, days FROM retention").map { ($0[0] as String, $0[1] as Int) })
+        try pool.read { try Self.retentionOverrides($0, company: nil) }
+    }
+
+    /// The overrides, or only `company`'s when given (a company-scoped token sees its own only).
+    public func retentionOverrides(company: String?) async throws -> [String: Int] {
+        try await pool.read { try Self.retentionOverrides($0, company: company) }
+    }
+
+    static func retentionOverrides(_ db: Database, company: String?) throws -> [String: Int] {
+        let rows = try company.map { try Row.fetchAll(db, sql: "SELECT company, days FROM retention WHERE company = ?", arguments: [$0]) }
+            ?? Row.fetchAll(db, sql: "SELECT company, days FROM retention")
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0[0] as String, $0[1] as Int) })
+    }
+
+    /// Sets (or, with nil, clears) a company's override with its audit entry, in one transaction.
+    public func setRetention(company: String, days: Int?, audit: AuditEntry) async throws {
+        try await pool.write { db in
+            if let days {
+                try db.execute(sql: "INSERT OR REPLACE INTO retention (company, days) VALUES (?, ?)", arguments: [company, days])
+            } else {
+                try db.execute(sql: "DELETE FROM retention WHERE company = ?", arguments: [company])
+            }
+            var e = audit
+            try e.insert(db)
         }
     }
 
@@ -58,8 +80,11 @@ extension Catalog {
     /// Removes rows in one transaction — each leaves a tombstone (uniqueid, SHA-256, when, why: no
     /// personal data) and an audit entry — skipping any that went under hold meanwhile. Returns
     /// the rows removed; the caller removes their files (a crash in between is finished by recovery).
+    /// An erasure (`reason` "erasure") also takes the phone number out of every webhook event of
+    /// those recordings, sent or not, including the `recording.deleted` it writes.
     public func remove(_ rows: [RecordingRow], reason: String, actor: String, now: Date) throws -> [RecordingRow] {
-        try pool.write { db in
+        let erasing = reason == "erasure"
+        let removed = try pool.write { db -> [RecordingRow] in
             var removed: [RecordingRow] = []
             for row in rows {
                 guard let current = try RecordingRow.fetchOne(db, key: row.uniqueid), !current.legalHold else { continue }
@@ -70,22 +95,50 @@ extension Catalog {
                     arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason, current.opusPath])
                 var e = AuditEntry(at: now, actor: actor, role: nil, company: nil, action: reason, uniqueid: row.uniqueid)
                 try e.insert(db)
-                try recordEvent(db, type: .recordingDeleted, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(current), now: now)
+                var reported = current
+                if erasing {
+                    reported.leadNumber = nil
+                    try db.execute(
+                        sql: """
+                            UPDATE outbox SET body = CAST(json_set(CAST(body AS TEXT), '$.recording.lead_number', NULL) AS BLOB)
+                            WHERE uniqueid = ? AND json_extract(CAST(body AS TEXT), '$.recording.lead_number') IS NOT NULL
+                            """, arguments: [row.uniqueid])
+                }
+                try recordEvent(db, type: .recordingDeleted, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(reported), now: now)
                 removed.append(current)
             }
             return removed
         }
+        changes.notify(removed.map(\.uniqueid))
+        return removed
+    }
+
+    /// Folds the write-ahead log into the database file and empties it, so that pages that held
+    /// erased data are gone from the WAL too (with `secure_delete`, from the file's free pages).
+    /// Best effort: a reader holding an old snapshot keeps the WAL until the next checkpoint.
+    public func checkpoint() throws {
+        try pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// Every recording of a lead number, held or not.
-    public func recordings(leadNumber: String) throws -> [RecordingRow] {
-        try pool.read { try RecordingRow.filter(Column("lead_number") == leadNumber).order(Column("started_at")).fetchAll($0) }
+    public func recordings(leadNumber: String, company: String? = nil) throws -> [RecordingRow] {
+        try pool.read { db in
+            var q = RecordingRow.filter(Column("lead_number") == leadNumber)
+            if let company { q = q.filter(Column("company") == company) }
+            return try q.order(Column("started_at")).fetchAll(db)
+        }
     }
 
     /// Forgets metadata of calls whose audio has not arrived, for a lead number (erasure).
-    public func forgetPendingMetadata(leadNumber: String) throws -> Int {
+    public func forgetPendingMetadata(leadNumber: String, company: String? = nil) throws -> Int {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM metadata WHERE lead_number = ? AND uniqueid NOT IN (SELECT uniqueid FROM recording)", arguments: [leadNumber])
+            var sql = "DELETE FROM metadata WHERE lead_number = ? AND uniqueid NOT IN (SELECT uniqueid FROM recording)"
+            var args: [any DatabaseValueConvertible] = [leadNumber]
+            if let company {
+                sql += " AND company = ?"
+                args.append(company)
+            }
+            try db.execute(sql: sql, arguments: StatementArguments(args))
             return db.changesCount
         }
     }

@@ -55,6 +55,21 @@ extension Catalog {
 
     public func job(_ id: String) throws -> ExportJob? { try pool.read { try ExportJob.fetchOne($0, key: id) } }
 
+    public func job(_ id: String) async throws -> ExportJob? { try await pool.read { try ExportJob.fetchOne($0, key: id) } }
+
+    public func saveJob(_ job: ExportJob) async throws { try await pool.write { try job.save($0) } }
+
+    /// Jobs of `requestedBy` that are queued or running, and completed ones whose file is still kept.
+    public func jobCounts(requestedBy: String) async throws -> (active: Int, kept: Int) {
+        try await pool.read { db in
+            let active = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM export_job WHERE requested_by = ? AND status IN ('queued', 'running')", arguments: [requestedBy]) ?? 0
+            let kept = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM export_job WHERE requested_by = ? AND status = 'completed'", arguments: [requestedBy]) ?? 0
+            return (active, kept)
+        }
+    }
+
     /// The oldest queued job, marked running; jobs a crash left running are queued again first.
     public func claimJob() throws -> ExportJob? {
         try pool.write { db in

@@ -108,6 +108,42 @@ public struct Metadata: Codable, Sendable, Equatable {
     }
 }
 
+/// A change to a call's metadata: each field kept, cleared or set. A field left out of a request
+/// is kept, whatever its origin.
+public struct MetadataPatch: Sendable, Equatable {
+    public enum Field: Sendable, Equatable {
+        case keep, clear
+        case set(String)
+        func applied(to v: String?) -> String? {
+            switch self {
+            case .keep: return v
+            case .clear: return nil
+            case .set(let s): return s
+            }
+        }
+    }
+    public var company: Field
+    public var agent: Field
+    public var leadNumber: Field
+
+    public init(company: Field = .keep, agent: Field = .keep, leadNumber: Field = .keep) {
+        self.company = company
+        self.agent = agent
+        self.leadNumber = leadNumber
+    }
+
+    /// Set what `m` has, keep the rest.
+    public init(_ m: Metadata) {
+        company = m.company.map(Field.set) ?? .keep
+        agent = m.agent.map(Field.set) ?? .keep
+        leadNumber = m.leadNumber.map(Field.set) ?? .keep
+    }
+
+    public func applied(to m: Metadata) -> Metadata {
+        Metadata(company: company.applied(to: m.company), agent: agent.applied(to: m.agent), leadNumber: leadNumber.applied(to: m.leadNumber))
+    }
+}
+
 public struct MetadataRow: Codable, Sendable, FetchableRecord, PersistableRecord {
     public static let databaseTableName = "metadata"
     public var uniqueid: String
@@ -119,6 +155,13 @@ public struct MetadataRow: Codable, Sendable, FetchableRecord, PersistableRecord
         case uniqueid, company, agent, leadNumber = "lead_number", updatedAt = "updated_at"
     }
     public var metadata: Metadata { Metadata(company: company, agent: agent, leadNumber: leadNumber) }
+    public init(uniqueid: String, company: String?, agent: String?, leadNumber: String?, updatedAt: Int64) {
+        self.uniqueid = uniqueid
+        self.company = company
+        self.agent = agent
+        self.leadNumber = leadNumber
+        self.updatedAt = updatedAt
+    }
 }
 
 /// One source file a recording was made of.

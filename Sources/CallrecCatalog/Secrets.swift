@@ -8,12 +8,15 @@ public enum Secrets {
         case url = "CALLREC_URL_SECRET"
         case jwt = "CALLREC_JWT_SECRET"
         case webhook = "CALLREC_WEBHOOK_SECRET"
+        /// Keys the HMAC under which the audit log names an erased phone number.
+        case audit = "CALLREC_AUDIT_SECRET"
 
         var fileName: String {
             switch self {
             case .url: return "url.secret"
             case .jwt: return "jwt.secret"
             case .webhook: return "webhook.secret"
+            case .audit: return "audit.secret"
             }
         }
     }

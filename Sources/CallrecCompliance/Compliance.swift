@@ -72,11 +72,14 @@ public struct Remover: Sendable {
         return report
     }
 
-    /// LGPD erasure of a phone number: every recording and metadata of it, except those on hold
-    /// (reported). The audit keeps a hash of the number, not the number.
-    public func erase(leadNumber: String, actor: String, now: Date) throws -> RemovalReport {
+    /// LGPD erasure of a phone number: every recording and metadata of it (of `company` only, when
+    /// given: a company-scoped admin erases its own calls), except those on hold (reported). The
+    /// audit keeps a keyed HMAC of the number (`numberKey`), which cannot be reversed by trying
+    /// every phone number as a bare hash could. Afterwards the number is nowhere in the catalog:
+    /// rows, outbox events, free pages (`secure_delete`) or the write-ahead log (checkpointed).
+    public func erase(leadNumber: String, company: String? = nil, actor: String, now: Date, numberKey: String? = nil) throws -> RemovalReport {
         var report = RemovalReport()
-        let rows = try catalog.recordings(leadNumber: leadNumber)
+        let rows = try catalog.recordings(leadNumber: leadNumber, company: company)
         report.held = rows.filter(\.legalHold).map(\.uniqueid)
         var pending = rows.filter { !$0.legalHold }
         while !pending.isEmpty {
@@ -86,10 +89,13 @@ public struct Remover: Sendable {
             removeFiles(removed)
             Self.add(removed, to: &report)
         }
-        _ = try catalog.forgetPendingMetadata(leadNumber: leadNumber)
-        let digest = Data(leadNumber.utf8).sha256Hex
-        try catalog.audit([AuditEntry(at: now, actor: actor, role: nil, company: nil, action: "erasure", uniqueid: nil,
-                                      detail: "lead_number sha256 \(digest): \(report.count) removed, \(report.held.count) held")])
+        _ = try catalog.forgetPendingMetadata(leadNumber: leadNumber, company: company)
+        let key = try numberKey ?? Secrets.value(.audit, data: catalog.data)
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(leadNumber.utf8), using: SymmetricKey(data: Data(key.utf8)))
+        let digest = Data(mac).map { String(format: "%02x", $0) }.joined()
+        try catalog.audit([AuditEntry(at: now, actor: actor, role: nil, company: company, action: "erasure", uniqueid: nil,
+                                      detail: "lead_number hmac-sha256 \(digest): \(report.count) removed, \(report.held.count) held")])
+        try? catalog.checkpoint()
         return report
     }
 }

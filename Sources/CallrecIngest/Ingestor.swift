@@ -89,7 +89,16 @@ public final class Ingestor: Sendable {
                 }
             }
             let pathMeta = parsed.metadata
-            let apiMeta = try catalog.metadata(for: id) ?? Metadata()
+            var apiMeta = try catalog.metadata(for: id) ?? Metadata()
+            if existing == nil, let pathCompany = pathMeta.company, let registered = apiMeta.company, registered != pathCompany {
+                // The spool path is written by the PBX's dialplan: it is the authority on the company.
+                // Metadata registered for this call under another company is dropped whole (its agent
+                // and lead number were that company's claim) and the conflict is audited.
+                let detail = "registered for company \(registered), filed by the spool under \(pathCompany): the spool path wins"
+                try catalog.audit([AuditEntry(at: now(), actor: "ingest", role: nil, company: pathCompany, action: "metadata.conflict", uniqueid: id, detail: detail)])
+                log.warning("registered metadata names another company than the spool path; the spool path wins", metadata: ["registered": "\(registered)", "spool": "\(pathCompany)"])
+                apiMeta = Metadata()
+            }
             let meta = (existing.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? Metadata())
                 .overridden(by: pathMeta).overridden(by: apiMeta)
             let parts = try catalog.parts(of: id)

@@ -60,7 +60,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     struct Claim {
         let head: HTTPRequestHead
         let id: String
-        let audio: RecordingRoutes.StoredAudio
+        let audio: StoredAudio
         let plan: AudioPlan
         let file: NIOFileHandle
         let started: UInt64
@@ -145,7 +145,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         let ask = AudioAsk(isHead: head.method == .HEAD) { name in Self.joined(head.headers[name.rawName]) }
         let plan = AudioResponder.plan(
-            ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: RecordingRoutes.StoredAudio.opusType)
+            ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: StoredAudio.opusType)
         if case .multipart = plan {
             try? file.close()
             return nil
@@ -295,17 +295,31 @@ enum HTTPDateCache {
     }
 }
 
-/// Hummingbird's HTTP/1 server with `AudioFastPath` in front of its codec.
+/// Hummingbird's HTTP/1 server with `AudioFastPath` in front of its codec, behind the connection
+/// cap and timeouts of `ConnectionGuard`.
 struct CallrecHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
     let fastPath: @Sendable () -> AudioFastPath?
+    let counter: ConnectionCounter
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+        let admitted = counter.tryOpen()
+        let counter = self.counter
+        if admitted { channel.closeFuture.whenComplete { _ in counter.closed() } }
+        return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let ops = channel.pipeline.syncOperations
+            guard admitted else {
+                // Past the cap: answered 503 at once and closed, never left in the accept queue.
+                try ops.addHandler(ConnectionCounter.Refuse(), position: .first)
+                return value
+            }
+            let codec = try ops.handler(type: HTTP1ToHTTPServerCodec.self)
+            let timeouts = ConnectionTimeouts(counter.limits)
+            try ops.addHandler(timeouts.bytes, position: .first)
+            try ops.addHandler(timeouts.parts, position: .before(codec))
             if let handler = fastPath() {
-                let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
-                try channel.pipeline.syncOperations.addHandler(handler, position: .before(codec))
+                try ops.addHandler(handler, position: .before(codec))
             }
             return value
         }
@@ -317,10 +331,11 @@ struct CallrecHTTP1Channel: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with the signed-audio fast path (nil: plain Hummingbird).
-    static func callrec(fastPath: @escaping @Sendable () -> AudioFastPath?) -> HTTPServerBuilder {
-        .init { responder in
-            CallrecHTTP1Channel(inner: HTTP1Channel(responder: responder), fastPath: fastPath)
+    /// HTTP/1 with the signed-audio fast path (nil: plain Hummingbird) and connection limits.
+    static func callrec(limits: ConnectionLimits, fastPath: @escaping @Sendable () -> AudioFastPath?) -> HTTPServerBuilder {
+        let counter = ConnectionCounter(limits)
+        return .init { responder in
+            CallrecHTTP1Channel(inner: HTTP1Channel(responder: responder), fastPath: fastPath, counter: counter)
         }
     }
 }

@@ -2,6 +2,7 @@ import CallrecCatalog
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JWTKit
 
 /// Who is asking.
 public enum Principal: Sendable, Equatable {
@@ -20,14 +21,7 @@ public enum Principal: Sendable, Equatable {
 
     /// Whether this principal may see a recording of `company` (404 when not: another company's
     /// recording is indistinguishable from a missing one).
-    func canSee(company recordingCompany: String?) -> Bool {
-        switch self {
-        case .signedURL: return true
-        case .token(let c):
-            guard let scope = c.company, !scope.isEmpty else { return c.role != .viewer }
-            return recordingCompany == scope
-        }
-    }
+    func canSee(company recordingCompany: String?) -> Bool { scope.allows(recordingCompany) }
 }
 
 /// Signed URLs and bearer tokens, checked against the service's secrets.
@@ -50,10 +44,17 @@ public struct Authenticator: Sendable {
             guard allowSigned, request.method == .get || request.method == .head else {
                 throw APIError(.unauthorized, "unauthorized", "signed URLs are valid only for GET and HEAD of audio and waveforms")
             }
-            guard let exp = query["exp"].map(String.init), signer.verify(path: request.uri.path, exp: exp, sig: sig, now: now()) else {
-                throw APIError(.unauthorized, "invalid_signature", "the signed URL is invalid or has expired")
+            guard let exp = query["exp"].map(String.init), !exp.isEmpty else {
+                throw APIError(.unauthorized, "missing_claim", "a signed URL needs exp (unix seconds) beside sig")
             }
-            return .signedURL
+            switch signer.refusal(path: request.uri.path, exp: exp, sig: sig, now: now()) {
+            case nil: return .signedURL
+            case .expired: throw APIError(.unauthorized, "expired", "the signed URL expired at \(exp)")
+            case .badSignature:
+                throw APIError(
+                    .unauthorized, "bad_signature",
+                    "the signature does not match: HMAC-SHA256(CALLREC_URL_SECRET, path + \"\\n\" + exp), base64url without padding, over the path as sent")
+            }
         }
         guard let header = request.headers[.authorization] else {
             throw APIError(.unauthorized, "unauthorized", "send a bearer token (Authorization: Bearer …) or use a signed URL")
@@ -64,8 +65,21 @@ public struct Authenticator: Sendable {
         }
         do {
             return .token(try await tokens.verify(String(parts[1])))
+        } catch let e as JWTError {
+            switch e.errorType {
+            case .claimVerificationFailure where e.failedClaim is ExpirationClaim:
+                throw APIError(.unauthorized, "expired", "the bearer token has expired")
+            case .claimVerificationFailure:
+                throw APIError(.unauthorized, "missing_claim", "the bearer token lacks a claim it needs: \(e.reason ?? "sub, exp, role; company for a viewer")")
+            case .signatureVerificationFailed:
+                throw APIError(.unauthorized, "bad_signature", "the bearer token's signature does not match CALLREC_JWT_SECRET (HS256)")
+            default:
+                throw APIError(.unauthorized, "invalid_token", "the bearer token is not a valid HS256 JWT")
+            }
+        } catch is DecodingError {
+            throw APIError(.unauthorized, "missing_claim", "the bearer token lacks a claim it needs (sub, exp, role; company for a viewer) or has one of the wrong type")
         } catch {
-            throw APIError(.unauthorized, "invalid_token", "the bearer token is invalid or has expired")
+            throw APIError(.unauthorized, "invalid_token", "the bearer token is not a valid HS256 JWT")
         }
     }
 

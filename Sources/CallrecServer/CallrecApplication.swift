@@ -16,13 +16,17 @@ public enum CallrecApplication {
     public static func make(
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
         logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, now: @escaping @Sendable () -> Date = Date.init,
+        freeBytes: @escaping @Sendable (String) -> Int64? = FileSystemSpace.free,
+        limits: ConnectionLimits = .fromEnvironment(),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
+        let routes = RouteTable()
         router.add(middleware: MetricsMiddleware())
-        router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: JSONErrorMiddleware(routes: routes))
+        let count = RecordingCount(catalog: catalog)
         router.get("/healthz") { _, _ -> Response in
-            let recordings = try await offLoop { try catalog.count() }  // COUNT(*) scans: 10+ ms at a million rows
+            let recordings = await count.value()
             let body = #"{"status":"ok","recordings":\#(recordings),"backlog":\#(watcher?.backlog ?? 0)}"#
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
@@ -34,13 +38,14 @@ public enum CallrecApplication {
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
         let audit = AuditWriter(catalog: catalog, logger: logger)
-        let recordings = RecordingRoutes(catalog: catalog, auth: auth, audit: audit, wavCache: WavViewCache(), zone: settings.timeZone, now: now)
+        let service = RecordingService(catalog: catalog, audit: audit, now: now, freeBytes: freeBytes)
+        let recordings = RecordingRoutes(service: service, auth: auth, wavCache: WavViewCache(), zone: settings.timeZone)
         recordings.register(on: router)
-        let rows = recordings.rows
-        ComplianceRoutes(catalog: catalog, auth: auth, zone: settings.timeZone, invalidate: { rows.invalidate($0) }).register(on: router)
+        ComplianceRoutes(service: service, auth: auth, zone: settings.timeZone).register(on: router)
         let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
-        ExportRoutes(catalog: catalog, auth: auth, service: exports, zone: settings.timeZone).register(on: router)
+        ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone).register(on: router)
         OpenAPIRoute.register(on: router)
+        routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
         var services: [any Service] = [audit, exports]
         if let webhooks { services.append(webhooks) }
@@ -49,7 +54,7 @@ public enum CallrecApplication {
         let serverName = "callrec"
         return Application(
             router: router,
-            server: .callrec(fastPath: { AudioFastPath(routes: recordings, serverName: serverName) }),
+            server: .callrec(limits: limits, fastPath: { AudioFastPath(routes: recordings, serverName: serverName) }),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: serverName),
             services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? settings.port) },
@@ -60,13 +65,22 @@ public enum CallrecApplication {
 /// The contract's error shape for everything that reaches a client:
 /// `{"error": {"code": "…", "message": "…"}}`, never a stack trace.
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let routes: RouteTable
+
+    init(routes: RouteTable) { self.routes = routes }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             return error.response()
+        } catch let error as HTTPError where error.status == .notFound {
+            // The router found no route: a path that exists with other methods is a 405 with Allow.
+            let allowed = routes.methods(for: request.uri.path)
+            guard !allowed.isEmpty else { return APIError(.notFound, "not_found", "no such route: \(request.uri.path)").response() }
+            var response = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))").response()
+            response.headers[.allow] = allowed.joined(separator: ", ")
+            return response
         } catch let error as HTTPError {
             let code = error.status.code == 404 ? "not_found" : error.status.code == 405 ? "method_not_allowed" : "bad_request"
             return APIError(error.status, code, error.body ?? error.status.reasonPhrase).response()
@@ -89,8 +103,65 @@ public struct APIError: Error, Sendable {
         self.message = message
     }
 
+    var headers: HTTPFields = [:]
+
     func response() -> Response {
         let body = try! JSONSerialization.data(withJSONObject: ["error": ["code": code, "message": message]], options: [.sortedKeys])
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// The routes' paths and methods, read from the router once it is built: a request for a path
+/// that exists with another method answers 405 with `Allow` (RFC 9110 §15.5.6), not 404.
+final class RouteTable: @unchecked Sendable {
+    private var routes: [([Substring], String)] = []
+
+    func learn(from router: Router<CallrecContext>) {
+        routes = router.routes.map { route in (route.path.description.split(separator: "/"), route.method.rawValue) }
+    }
+
+    func methods(for path: String) -> [String] {
+        let parts = path.split(separator: "/")
+        var found = Set<String>()
+        for (pattern, method) in routes where pattern.count == parts.count {
+            if zip(pattern, parts).allSatisfy({ p, s in p.hasPrefix("{") || p.hasPrefix(":") || p == "*" || p == s }) { found.insert(method) }
+        }
+        if found.contains("GET") { found.insert("HEAD") }
+        return found.sorted()
+    }
+}
+
+/// The recording count `/healthz` shows: `COUNT(*)` scans the table (10+ ms at a million rows),
+/// so it is taken at most every 5 s, off the event loops, and a liveness probe never waits on it.
+final class RecordingCount: @unchecked Sendable {
+    let catalog: Catalog
+    private let lock = NSLock()
+    private var cached = 0
+    private var takenAt: UInt64 = 0
+    private var refreshing = false
+
+    init(catalog: Catalog) { self.catalog = catalog }
+
+    func value() async -> Int {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (first, due, v) = lock.withLock {
+            let first = takenAt == 0
+            let due = !refreshing && (first || now - takenAt > 5_000_000_000)
+            if due { refreshing = true }
+            return (first, due, cached)
+        }
+        guard due else { return v }
+        let refresh = Task {
+            let n = (try? await catalog.count()) ?? v
+            lock.withLock {
+                cached = n
+                takenAt = DispatchTime.now().uptimeNanoseconds
+                refreshing = false
+            }
+            return n
+        }
+        return first ? await refresh.value : v
     }
 }

@@ -6,6 +6,8 @@ import NIOCore
 public struct CallrecContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// Who is asking: set once, by `Authenticate`, for every route behind it.
+    public var principal: Principal?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -13,4 +15,12 @@ public struct CallrecContext: RequestContext, RemoteAddressRequestContext {
     }
 
     var client: String? { remoteAddress?.ipAddress }
+
+    /// The authenticated principal; routes behind `Authenticate` always have one.
+    var who: Principal {
+        get throws {
+            guard let principal else { throw APIError(.unauthorized, "unauthorized", "authentication is required") }
+            return principal
+        }
+    }
 }

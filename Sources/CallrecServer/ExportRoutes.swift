@@ -6,19 +6,27 @@ import Hummingbird
 
 /// `/exports`: compliance export jobs.
 struct ExportRoutes: Sendable {
-    let catalog: Catalog
+    let recordings: RecordingService
     let auth: Authenticator
     let service: ExportService
     let zone: TimeZone
 
     func register(on router: Router<CallrecContext>) {
-        router.post("/exports", use: create)
-        router.get("/exports/:id", use: status)
-        router.get("/exports/:id/download", use: download)
-        router.head("/exports/:id/download", use: download)
+        let compliance = router.group().add(middleware: Authenticate(auth, roles: [.compliance, .admin]))
+        compliance.post("/exports", use: create)
+        compliance.get("/exports/:id", use: status)
+        // A signed URL of the download (`callrec sign /exports/<id>/download`) works too.
+        let download = router.group().add(middleware: Authenticate(auth, signed: .always, roles: [.compliance, .admin]))
+        download.get("/exports/:id/download", use: self.download)
+        download.head("/exports/:id/download", use: self.download)
     }
 
-    struct CreateBody: Codable { var from: String; var to: String; var company: String? }
+    struct CreateBody: Codable, RequestBody {
+        var from: String
+        var to: String
+        var company: String?
+        static let fields: Set<String> = ["from", "to", "company"]
+    }
 
     struct JobJSON: Encodable {
         var id: String
@@ -53,21 +61,7 @@ struct ExportRoutes: Sendable {
         }
     }
 
-    /// The job, if the principal may see it (its own company's, or any for unscoped roles).
-    func visibleJob(_ request: Request, _ context: CallrecContext) async throws -> (ExportJob, Principal) {
-        let principal = try await auth.authenticate(request, allowSigned: request.uri.path.hasSuffix("/download"))
-        if principal != .signedURL { try Authenticator.require(principal, [.compliance, .admin]) }
-        let id = context.parameters.get("id") ?? ""
-        guard id.count == 32, id.allSatisfy(\.isHexDigit), let job = try catalog.job(id) else {
-            throw APIError(.notFound, "not_found", "no export \(id.prefix(64))")
-        }
-        if let scope = principal.company, !scope.isEmpty, job.company != scope { throw APIError(.notFound, "not_found", "no export \(id)") }
-        return (job, principal)
-    }
-
     @Sendable func create(_ request: Request, context: CallrecContext) async throws -> Response {
-        let principal = try await auth.authenticate(request, allowSigned: false)
-        try Authenticator.require(principal, [.compliance, .admin])
         let body = try await JSONResponse.body(request, context, as: CreateBody.self)
         let from: Date, to: Date
         do {
@@ -75,32 +69,25 @@ struct ExportRoutes: Sendable {
             to = try TimeParsing.parse(body.to, zone: zone)
         } catch { throw APIError(.badRequest, "invalid_time", "\(error)") }
         guard from < to else { throw APIError(.badRequest, "invalid_range", "from must be before to") }
-        var company = body.company
-        if let scope = principal.company, !scope.isEmpty {
-            if let c = company, c != scope { throw APIError(.forbidden, "forbidden", "this token exports company \(scope) only") }
-            company = scope
-        }
-        let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: Date())
-        let catalog = self.catalog
-        try await offLoop { try catalog.saveJob(job) }
+        if body.company?.isEmpty == true { throw APIError(.badRequest, "invalid_company", "company is empty; leave it out to export every company you may see") }
+        let job = try await recordings.createExport(from: from, to: to, company: body.company, by: try context.who)
         service.poke()
         var response = try JSONResponse.make(JobJSON(job), status: .accepted)
-        response.headers[.location] = "/exports/\(id)"
+        response.headers[.location] = "/exports/\(job.id)"
         return response
     }
 
     @Sendable func status(_ request: Request, context: CallrecContext) async throws -> Response {
-        let (job, _) = try await visibleJob(request, context)
+        let job = try await recordings.job(context.parameters.get("id") ?? "", for: try context.who)
         return try JSONResponse.make(JobJSON(job))
     }
 
     @Sendable func download(_ request: Request, context: CallrecContext) async throws -> Response {
-        let (job, _) = try await visibleJob(request, context)
+        let job = try await recordings.job(context.parameters.get("id") ?? "", for: try context.who)
         guard job.status == .completed, let rel = job.path, let sha = job.sha256 else {
             throw APIError(.conflict, "not_ready", "export \(job.id) is \(job.status.rawValue)")
         }
-        let path = catalog.data.absolute(rel)
+        let path = recordings.catalog.data.absolute(rel)
         var st = stat()
         guard stat(path, &st) == 0 else { throw APIError(.gone, "expired", "export \(job.id) is no longer kept") }
         var response = try await AudioResponder.respond(

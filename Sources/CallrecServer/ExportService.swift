@@ -63,7 +63,7 @@ public final class ExportService: Service, @unchecked Sendable {
         }
         let result: Result<ExportSummary, any Error>
         do { result = .success(try await export.value()) } catch { result = .failure(error) }
-        var finished = (try? catalog.job(job.id)) ?? job
+        var finished = (try? await catalog.job(job.id)) ?? job
         finished.finishedAt = Int64(Date().timeIntervalSince1970)
         switch result {
         case .success(let s):

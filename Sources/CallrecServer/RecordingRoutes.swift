@@ -6,31 +6,33 @@ import Hummingbird
 import NIOCore
 import NIOPosix
 
-/// `/recordings…`: audio with ranges, the JSON API, metadata, holds, deletion.
+/// `/recordings…`: audio with ranges, the JSON API, metadata, holds, deletion. Thin: who is asking
+/// comes from `Authenticate` (the route groups), everything else from `RecordingService`.
 struct RecordingRoutes: Sendable {
-    let catalog: Catalog
+    let service: RecordingService
     let auth: Authenticator
-    let audit: AuditWriter
     let wavCache: WavViewCache
     /// `CALLREC_TZ`, for plain dates in `from`/`to`.
     let zone: TimeZone
-    let rows = RowCache()
-    let now: @Sendable () -> Date
 
     /// The route of a recording and its audio (`AudioFastPath` answers part of it).
     static let recordingPath: RouterPath = "/recordings/:id"
 
     func register(on router: Router<CallrecContext>) {
-        router.get("/recordings", use: list)
-        router.head("/recordings", use: list)
-        router.get(Self.recordingPath, use: getFile)
-        router.head(Self.recordingPath, use: getFile)
-        router.delete("/recordings/:id", use: delete)
-        router.get("/recordings/:id/waveform.json", use: waveform)
-        router.head("/recordings/:id/waveform.json", use: waveform)
-        router.put("/recordings/:id/metadata", use: putMetadata)
-        router.put("/recordings/:id/hold", use: putHold)
-        router.delete("/recordings/:id/hold", use: deleteHold)
+        // Audio and waveforms: a signed URL or any token.
+        let media = router.group().add(middleware: Authenticate(auth, signed: .media))
+        media.get("/recordings", use: list)
+        media.head("/recordings", use: list)
+        media.get(Self.recordingPath, use: getFile)
+        media.head(Self.recordingPath, use: getFile)
+        media.get("/recordings/:id/waveform.json", use: waveform)
+        media.head("/recordings/:id/waveform.json", use: waveform)
+        let admin = router.group().add(middleware: Authenticate(auth, roles: [.admin]))
+        admin.delete("/recordings/:id", use: delete)
+        admin.put("/recordings/:id/metadata", use: putMetadata)
+        let compliance = router.group().add(middleware: Authenticate(auth, roles: [.compliance, .admin]))
+        compliance.put("/recordings/:id/hold", use: putHold)
+        compliance.delete("/recordings/:id/hold", use: deleteHold)
     }
 
     /// A uniqueid from the path, or 400: no traversal, no separators, no control bytes.
@@ -41,85 +43,25 @@ struct RecordingRoutes: Sendable {
         return raw
     }
 
-    /// The row, if it exists and the principal may see it; else the same 404 either way.
-    /// `cached`: for audio, where a player's many range requests may share a lookup.
-    func visibleRow(_ id: String, _ principal: Principal, cached: Bool = false) throws -> RecordingRow {
-        let found = cached ? try rows.row(id) { try catalog.recording(id) } : try catalog.recording(id)
-        guard let row = found, principal.canSee(company: row.company) else {
-            throw APIError(.notFound, "not_found", "no recording \(id)")
-        }
-        return row
-    }
-
-    func record(_ principal: Principal, _ action: String, _ id: String?, _ detail: String? = nil, _ context: CallrecContext) {
-        audit.record(AuditEntry(
-            at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company, action: action,
-            uniqueid: id, detail: detail, client: context.client))
-    }
-
-    // MARK: audio and JSON
-
-    /// The stored Ogg Opus of a recording the principal may see: where it is, its size and time.
-    struct StoredAudio: Sendable {
-        let row: RecordingRow
-        let path: String
-        let size: Int
-        let modified: Date
-
-        init(row: RecordingRow, path: String, stat st: stat) {
-            self.row = row
-            self.path = path
-            size = Int(st.st_size)
-            modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
-        }
-
-        var opusETag: String { "\"\(row.opusSHA256.prefix(32))\"" }
-        var wavETag: String { "\"wav-\(row.opusSHA256.prefix(32))\"" }
-        static let opusType = "audio/ogg; codecs=opus"
-    }
-
-    /// The audio of `id` for `principal`, or the error a client gets (404 whether missing or not
-    /// theirs; 503 when the row exists but the file does not). Synchronous: the fast path in
-    /// `AudioFastPath` calls it on the event loop.
-    func storedAudio(_ id: String, _ principal: Principal) throws -> StoredAudio {
-        let row = try visibleRow(id, principal, cached: true)
-        let path = catalog.data.absolute(row.opusPath)
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw APIError(.serviceUnavailable, "audio_unavailable", "the audio of \(id) is not on disk")
-        }
-        return StoredAudio(row: row, path: path, stat: st)
-    }
-
-    /// `storedAudio` with the file opened (one path lookup, not two): the descriptor, or nil when
-    /// the router should answer (not found, not theirs, not on disk).
+    /// For `AudioFastPath`, on the event loop: a signed request's audio when the cache has its row.
     func openedAudio(_ id: String, _ principal: Principal) -> (StoredAudio, Int32)? {
-        guard let row = try? visibleRow(id, principal, cached: true) else { return nil }
-        let path = catalog.data.absolute(row.opusPath)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            close(fd)
-            return nil
-        }
-        return (StoredAudio(row: row, path: path, stat: st), fd)
+        service.cachedOpenedAudio(id, for: principal)
     }
 
     /// Audits an audio access (GET only: HEAD reads no audio).
     func recordAudio(_ principal: Principal, wav: Bool, _ id: String, range: String?, client: String?) {
-        audit.record(AuditEntry(
-            at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company,
-            action: wav ? "audio.wav" : "audio.opus", uniqueid: id, detail: range, client: client))
+        service.recordRead(principal, wav ? "audio.wav" : "audio.opus", id, detail: range, client: client)
     }
+
+    // MARK: audio and JSON
 
     @Sendable func getFile(_ request: Request, context: CallrecContext) async throws -> Response {
         let file = context.parameters.get("id") ?? ""
+        let principal = try context.who
         if file.hasSuffix(".opus") || file.hasSuffix(".wav") {
             let isWav = file.hasSuffix(".wav")
             let id = try Self.uniqueid(String(file.dropLast(isWav ? 4 : 5)))
-            let principal = try await auth.authenticate(request, allowSigned: true)
-            let audio = try storedAudio(id, principal)
+            let audio = try await service.audio(id, for: principal)
             if request.method == .get {
                 recordAudio(principal, wav: isWav, id, range: request.headers[.range], client: context.client)
             }
@@ -138,9 +80,10 @@ struct RecordingRoutes: Sendable {
             }
         }
         let id = try Self.uniqueid(file)
-        let principal = try await auth.authenticate(request, allowSigned: false)
-        let row = try visibleRow(id, principal)
-        return try JSONResponse.make(RecordingJSON(row))
+        if principal == .signedURL {
+            throw APIError(.unauthorized, "unauthorized", "signed URLs are valid only for audio and waveforms; send a bearer token")
+        }
+        return try JSONResponse.make(RecordingJSON(try await service.find(id, for: principal)))
     }
 
     /// The WAV bytes of `range`, decoded block by block on the thread pool as the client reads.
@@ -161,9 +104,7 @@ struct RecordingRoutes: Sendable {
 
     @Sendable func waveform(_ request: Request, context: CallrecContext) async throws -> Response {
         let id = try Self.uniqueid(context.parameters.get("id"))
-        let principal = try await auth.authenticate(request, allowSigned: true)
-        let row = try visibleRow(id, principal)
-        guard let json = try catalog.waveform(row.uniqueid) else { throw APIError(.notFound, "not_found", "no waveform for \(id)") }
+        let (row, json) = try await service.waveform(id, for: try context.who)
         let etag = "\"peaks-\(row.opusSHA256.prefix(32))\""
         if let inm = request.headers[.ifNoneMatch], Preconditions.matches(inm, etag, weak: true) {
             return Response(status: .notModified, headers: [.eTag: etag])
@@ -173,55 +114,50 @@ struct RecordingRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: ByteBuffer(bytes: json)))
     }
 
+    static let listParameters: Set<String> = ["from", "to", "company", "agent", "lead_number", "limit", "cursor"]
+
     @Sendable func list(_ request: Request, context: CallrecContext) async throws -> Response {
-        let principal = try await auth.authenticate(request, allowSigned: false)
+        let principal = try context.who
+        if principal == .signedURL { throw APIError(.unauthorized, "unauthorized", "listing needs a bearer token") }
         let q = request.uri.queryParameters
+        if let unknown = q.map({ String($0.key) }).first(where: { !Self.listParameters.contains($0) }) {
+            throw APIError(.badRequest, "unknown_parameter", "unknown query parameter \(unknown); known: \(Self.listParameters.sorted().joined(separator: ", "))")
+        }
         var query = ListQuery(limit: 100)
-        func param(_ name: String) -> String? { q[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        func param(_ name: String) throws -> String? {
+            guard let v = q[Substring(name)].map(String.init) else { return nil }
+            guard !v.isEmpty else { throw APIError(.badRequest, "invalid_\(name)", "\(name) is empty; leave it out to not filter by it") }
+            guard v.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw APIError(.badRequest, "invalid_\(name)", "\(name) is 1–128 printable characters")
+            }
+            return v
+        }
         do {
             query.from = try param("from").map { try TimeParsing.parse($0, zone: zone) }
             query.to = try param("to").map { try TimeParsing.parse($0, zone: zone) }
-        } catch {
+        } catch let e as APIError { throw e } catch {
             throw APIError(.badRequest, "invalid_time", "\(error)")
         }
-        if let l = param("limit") {
+        if let l = try param("limit") {
             guard let n = Int(l), (1...Catalog.maxPageSize).contains(n) else {
                 throw APIError(.badRequest, "invalid_limit", "limit is 1…\(Catalog.maxPageSize)")
             }
             query.limit = n
         }
-        query.company = param("company")
-        query.agent = param("agent")
-        query.leadNumber = param("lead_number")
-        query.cursor = param("cursor")
-        // A company-scoped token sees its company only, whatever it asks for.
-        if let scope = principal.company, !scope.isEmpty {
-            if let asked = query.company, asked != scope { return try JSONResponse.make(PageJSON(items: [], nextCursor: nil)) }
-            query.company = scope
-        }
-        let page: Page
-        do { page = try catalog.list(query) } catch let e as CatalogError {
-            throw APIError(.badRequest, "invalid_cursor", e.description)
-        }
-        return try JSONResponse.make(PageJSON(items: page.items.map(RecordingJSON.init), nextCursor: page.nextCursor))
+        query.company = try param("company")
+        query.agent = try param("agent")
+        query.leadNumber = try param("lead_number")
+        query.cursor = try param("cursor")
+        let body = try await service.listJSON(query, for: principal)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     // MARK: changes
 
     @Sendable func putMetadata(_ request: Request, context: CallrecContext) async throws -> Response {
         let id = try Self.uniqueid(context.parameters.get("id"))
-        let principal = try await auth.authenticate(request, allowSigned: false)
-        try Authenticator.require(principal, [.admin])
         let body = try await JSONResponse.body(request, context, as: MetadataBody.self)
-        if let row = try catalog.recording(id), !principal.canSee(company: row.company) {
-            throw APIError(.notFound, "not_found", "no recording \(id)")
-        }
-        let (catalog, at) = (self.catalog, now())
-        let merged = try await offLoop {
-            try catalog.setMetadata(id, Metadata(company: body.company, agent: body.agent, leadNumber: body.leadNumber), now: at)
-        }
-        rows.invalidate(id)
-        record(principal, "metadata.set", id, nil, context)
+        let merged = try await service.setMetadata(id, body.patch, by: try context.who, client: context.client)
         return try JSONResponse.make(MetadataBody(company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber))
     }
 
@@ -235,53 +171,62 @@ struct RecordingRoutes: Sendable {
 
     func hold(_ request: Request, _ context: CallrecContext, on: Bool) async throws -> Response {
         let id = try Self.uniqueid(context.parameters.get("id"))
-        let principal = try await auth.authenticate(request, allowSigned: false)
-        try Authenticator.require(principal, [.compliance, .admin])
         let body = try await JSONResponse.body(request, context, as: HoldBody.self, optional: !on)
         let reason = body?.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if on && reason.isEmpty { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason: {\"reason\": \"…\"}") }
-        _ = try visibleRow(id, principal)
-        let entry = AuditEntry(
-            at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company,
-            action: on ? "hold" : "release", uniqueid: id, detail: reason.isEmpty ? nil : reason, client: context.client)
-        let catalog = self.catalog
-        let row = try await offLoop { try catalog.setHold(id, on: on, reason: on ? reason : nil, audit: entry) }
-        rows.invalidate(id)
+        let row = try await service.setHold(id, on: on, reason: reason.isEmpty ? nil : reason, by: try context.who, client: context.client)
         return try JSONResponse.make(RecordingJSON(row))
     }
 
     @Sendable func delete(_ request: Request, context: CallrecContext) async throws -> Response {
-        let file = context.parameters.get("id") ?? ""
-        let id = try Self.uniqueid(file)
-        let principal = try await auth.authenticate(request, allowSigned: false)
-        try Authenticator.require(principal, [.admin])
-        _ = try visibleRow(id, principal)
-        let entry = AuditEntry(
-            at: now(), actor: principal.actor, role: principal.role?.rawValue, company: principal.company, action: "delete",
-            uniqueid: id, client: context.client)
-        do {
-            let catalog = self.catalog
-            let row = try await offLoop { try catalog.delete(id, reason: "deleted by \(principal.actor)", audit: entry) }
-            rows.invalidate(id)
-            unlink(catalog.data.absolute(row.opusPath))
-            return Response(status: .noContent)
-        } catch HoldError.held(let reason) {
-            throw APIError(.conflict, "legal_hold", "\(id) is under legal hold\(reason.map { " (\($0))" } ?? ""); release it first")
-        } catch HoldError.notFound {
-            throw APIError(.notFound, "not_found", "no recording \(id)")
+        let id = try Self.uniqueid(context.parameters.get("id"))
+        if let problem = try await service.delete(id, by: try context.who, client: context.client) {
+            context.logger.error("deleted recording's file left behind", metadata: ["uniqueid": "\(id)", "error": "\(problem)"])
         }
+        return Response(status: .noContent)
     }
 }
 
-struct MetadataBody: Codable, Sendable {
+/// `PUT …/metadata`: a field left out is kept; `null` clears it; a string sets it.
+struct MetadataBody: Codable, Sendable, RequestBody {
     var company: String?
     var agent: String?
     var leadNumber: String?
+    var patch = MetadataPatch()
     enum CodingKeys: String, CodingKey { case company, agent, leadNumber = "lead_number" }
+    static let fields: Set<String> = ["company", "agent", "lead_number"]
+
+    init(company: String?, agent: String?, leadNumber: String?) {
+        self.company = company
+        self.agent = agent
+        self.leadNumber = leadNumber
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func field(_ key: CodingKeys) throws -> MetadataPatch.Field {
+            guard c.contains(key) else { return .keep }
+            if try c.decodeNil(forKey: key) { return .clear }
+            let v = try c.decode(String.self, forKey: key)
+            guard !v.isEmpty, v.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw APIError(.badRequest, "invalid_\(key.rawValue)", "\(key.rawValue) is 1–128 printable characters, or null to clear it")
+            }
+            return .set(v)
+        }
+        patch = MetadataPatch(company: try field(.company), agent: try field(.agent), leadNumber: try field(.leadNumber))
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(company, forKey: .company)
+        try c.encode(agent, forKey: .agent)
+        try c.encode(leadNumber, forKey: .leadNumber)
+    }
 }
 
-struct HoldBody: Codable, Sendable {
+struct HoldBody: Codable, Sendable, RequestBody {
     var reason: String?
+    static let fields: Set<String> = ["reason"]
 }
 
 struct PageJSON: Encodable, Sendable {
@@ -295,6 +240,11 @@ struct PageJSON: Encodable, Sendable {
     }
 }
 
+/// A JSON request body: the fields it may carry (any other is a 400 that names it).
+protocol RequestBody: Decodable {
+    static var fields: Set<String> { get }
+}
+
 /// JSON in and out, with the contract's errors for bad bodies.
 enum JSONResponse {
     static let maxBody = 64 * 1024
@@ -304,21 +254,37 @@ enum JSONResponse {
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func body<T: Decodable>(_ request: Request, _ context: CallrecContext, as: T.Type, optional: Bool = false) async throws -> T? {
+    static func body<T: RequestBody>(_ request: Request, _ context: CallrecContext, as: T.Type, optional: Bool = false) async throws -> T? {
         var request = request
         let buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: maxBody) } catch {
             throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(maxBody) bytes")
         }
         if buffer.readableBytes == 0 && optional { return nil }
+        let data = Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw APIError(.badRequest, "invalid_json", "the body must be a JSON object with \(T.fields.sorted().joined(separator: ", "))")
+        }
+        let unknown = object.keys.filter { !T.fields.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw APIError(
+                .badRequest, "unknown_field",
+                "unknown field\(unknown.count > 1 ? "s" : "") \(unknown.joined(separator: ", ")); this route takes \(T.fields.sorted().joined(separator: ", "))")
+        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let e as APIError {
+            throw e
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw APIError(.badRequest, "invalid_json", "\(key.stringValue) is required")
+        } catch DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx) {
+            throw APIError(.badRequest, "invalid_json", "\(ctx.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch {
             throw APIError(.badRequest, "invalid_json", "the body is not the JSON this route takes")
         }
     }
 
-    static func body<T: Decodable>(_ request: Request, _ context: CallrecContext, as type: T.Type) async throws -> T {
+    static func body<T: RequestBody>(_ request: Request, _ context: CallrecContext, as type: T.Type) async throws -> T {
         guard let v: T = try await body(request, context, as: type, optional: false) else {
             throw APIError(.badRequest, "invalid_json", "a JSON body is required")
         }

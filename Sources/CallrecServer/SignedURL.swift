@@ -28,6 +28,16 @@ public struct URLSigner: Sendable {
     let verified = VerifiedSignatures()
 
     /// Whether `sig` is valid for `path` until `exp` (compared in constant time), at `now`.
+    /// Why a signed URL was refused, for the client: `expired` (past `exp`), `bad_signature`.
+    public enum Refusal: Error, Sendable { case expired, badSignature }
+
+    /// Nil when valid, else why not (a signature checked only when `exp` is still ahead).
+    public func refusal(path: String, exp: String, sig: String, now: Date) -> Refusal? {
+        if verify(path: path, exp: exp, sig: sig, now: now) { return nil }
+        if let expires = Int(exp), exp == String(expires), expires <= Int(now.timeIntervalSince1970) { return .expired }
+        return .badSignature
+    }
+
     public func verify(path: String, exp: String, sig: String, now: Date) -> Bool {
         guard let expires = Int(exp), expires > Int(now.timeIntervalSince1970), exp == String(expires) else { return false }
         let key = path + "?" + exp + "&" + sig

@@ -100,7 +100,7 @@ struct CatalogTests {
         #expect(applied == Catalog.migrator.migrations)
         #expect(applied.first == "v1-recordings")
         let indexes = try again.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'recording_%'") }
-        #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_lead_number"])
+        #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_agent_started_at", "recording_lead_started_at"])
     }
 }
 

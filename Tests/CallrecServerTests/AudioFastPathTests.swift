@@ -65,9 +65,12 @@ struct AudioFastPathTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let audit = AuditWriter(catalog: h.catalog, logger: logger)
+        let service = RecordingService(catalog: h.catalog, audit: audit)
         let routes = RecordingRoutes(
-            catalog: h.catalog, auth: Authenticator(signer: h.signer, tokens: h.tokens), audit: audit, wavCache: WavViewCache(),
-            zone: TimeZone(identifier: "UTC")!, now: Date.init)
+            service: service, auth: Authenticator(signer: h.signer, tokens: h.tokens), wavCache: WavViewCache(), zone: TimeZone(identifier: "UTC")!)
+        // The fast path answers from the row cache only (no catalog call on an event loop): the
+        // router's first lookup fills it.
+        _ = try await service.cachedFind("1732467600.42", for: .signedURL)
         let channel = EmbeddedChannel(handler: AudioFastPath(routes: routes, serverName: "callrec"))
         // An embedded loop runs callbacks only when told to: never await its futures here.
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
@@ -164,9 +167,10 @@ struct AudioFastPathTests {
         try h.add("speech.wav", as: "1732467600.42")
         var logger = Logger(label: "test")
         logger.logLevel = .critical
+        let service = RecordingService(catalog: h.catalog, audit: AuditWriter(catalog: h.catalog, logger: logger))
         let routes = RecordingRoutes(
-            catalog: h.catalog, auth: Authenticator(signer: h.signer, tokens: h.tokens), audit: AuditWriter(catalog: h.catalog, logger: logger),
-            wavCache: WavViewCache(), zone: TimeZone(identifier: "UTC")!, now: Date.init)
+            service: service, auth: Authenticator(signer: h.signer, tokens: h.tokens), wavCache: WavViewCache(), zone: TimeZone(identifier: "UTC")!)
+        _ = try await service.cachedFind("1732467600.42", for: .signedURL)
         let channel = EmbeddedChannel(handler: AudioFastPath(routes: routes, serverName: "callrec"))
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         let signed = h.signed("/recordings/1732467600.42.opus")

@@ -41,6 +41,20 @@ final class Harness: @unchecked Sendable {
         return try catalog.recording(uniqueid)!
     }
 
+    /// Ingests a fixture as the spool would file it at `relative` (e.g. `beta/5511-1732467600.9.wav`),
+    /// read with `pattern`: company and lead number then come from the path.
+    @discardableResult
+    func addFromSpool(_ fixture: String, at relative: String, pattern: String = "{company}/{lead_number}-{uniqueid}.{ext}") throws -> IngestOutcome {
+        let spool = dir.file("spool")
+        let path = spool + "/" + relative
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let spooled = Ingestor(catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(pattern: pattern), spoolRoot: spool, logger: logger)
+        return spooled.ingest(path: path)
+    }
+
     func token(_ role: Role, company: String? = nil, expires: TimeInterval = 3600) async throws -> String {
         try await tokens.issue(Claims(subject: "tester", expires: Date().addingTimeInterval(expires), role: role, company: company))
     }
@@ -50,6 +64,12 @@ final class Harness: @unchecked Sendable {
     func signed(_ path: String, ttl: Int = 600) -> String { signer.sign(path: path, expires: Int(Date().timeIntervalSince1970) + ttl) }
 
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await test(limits: ConnectionLimits(maxConnections: 512), freeBytes: FileSystemSpace.free, body)
+    }
+
+    func test(
+        limits: ConnectionLimits, freeBytes: @escaping @Sendable (String) -> Int64?, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
         var settings = try Settings(environment: [:])
         settings.port = 0
         settings.data = data
@@ -57,7 +77,7 @@ final class Harness: @unchecked Sendable {
         logger.logLevel = .error
         let app = CallrecApplication.make(
             settings: settings, catalog: catalog, watcher: nil, auth: Authenticator(signer: signer, tokens: tokens),
-            registry: PrometheusCollectorRegistry(), logger: logger)
+            registry: PrometheusCollectorRegistry(), logger: logger, freeBytes: freeBytes, limits: limits)
         try await app.test(.live) { client in try await body(client) }
     }
 

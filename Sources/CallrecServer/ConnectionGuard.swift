@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// How many connections the server holds and how long it waits on them. 1,100 idle sockets used to
+/// exhaust systemd's default 1,024 descriptors: `/healthz` timed out and the spool watcher could
+/// not open files. Now idle and half-sent connections are closed, and past the cap a connection is
+/// answered `503` and closed at once, rather than left waiting in the accept queue.
+public struct ConnectionLimits: Sendable {
+    /// Connections held at once; more are refused politely.
+    public var maxConnections: Int
+    /// A connection with no request in progress is closed after this.
+    public var idleTimeout: TimeAmount
+    /// A request's head (request line and headers) must arrive within this of its first byte.
+    public var headerTimeout: TimeAmount
+
+    public init(maxConnections: Int, idleTimeout: TimeAmount = .seconds(60), headerTimeout: TimeAmount = .seconds(10)) {
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
+    }
+
+    /// From `CALLREC_MAX_CONNECTIONS`, `CALLREC_IDLE_TIMEOUT` and `CALLREC_HEADER_TIMEOUT` (seconds).
+    /// Raises the soft descriptor limit to the hard one first (as nginx's `worker_rlimit_nofile`
+    /// would be set by hand); the default cap leaves 256 descriptors for files, the catalog and the
+    /// spool watcher.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> ConnectionLimits {
+        var rl = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur < rl.rlim_max {
+            var raised = rl
+            raised.rlim_cur = rl.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { rl = raised }
+        }
+        let descriptors = rl.rlim_cur > 1 << 20 ? 1 << 20 : Int(rl.rlim_cur)
+        let fallback = max(16, min(65_536, descriptors - 256))
+        func seconds(_ name: String, _ d: Int64) -> TimeAmount {
+            env[name].flatMap(Double.init).map { .nanoseconds(Int64($0 * 1e9)) } ?? .seconds(d)
+        }
+        return ConnectionLimits(
+            maxConnections: env["CALLREC_MAX_CONNECTIONS"].flatMap(Int.init).map { min($0, fallback) } ?? fallback,
+            idleTimeout: seconds("CALLREC_IDLE_TIMEOUT", 60), headerTimeout: seconds("CALLREC_HEADER_TIMEOUT", 10))
+    }
+}
+
+/// Counts open connections against the cap.
+final class ConnectionCounter: Sendable {
+    let limits: ConnectionLimits
+    private let open = NIOLockedValueBox(0)
+
+    init(_ limits: ConnectionLimits) { self.limits = limits }
+
+    var count: Int { open.withLockedValue { $0 } }
+
+    /// Takes a place, or false when the server is full.
+    func tryOpen() -> Bool {
+        open.withLockedValue { n in
+            guard n < limits.maxConnections else { return false }
+            n += 1
+            return true
+        }
+    }
+
+    func closed() { open.withLockedValue { $0 -= 1 } }
+
+    /// Answers a connection past the cap and closes it, as soon as it is active.
+    final class Refuse: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private var done = false
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            if context.channel.isActive { refuse(context) }
+        }
+        func channelActive(context: ChannelHandlerContext) {
+            refuse(context)
+            context.fireChannelActive()
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // whatever it asks
+
+        private func refuse(_ context: ChannelHandlerContext) {
+            guard !done else { return }
+            done = true
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ConnectionCounter.refusal)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// The whole answer to a connection past the cap.
+    static let refusal: ByteBuffer = {
+        let body = #"{"error":{"code":"too_many_connections","message":"the server holds as many connections as it may; retry shortly"}}"#
+        return ByteBuffer(string: "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body)
+    }()
+}
+
+/// Closes a connection that is idle past `idleTimeout`, or whose request head has not fully arrived
+/// within `headerTimeout` of its first byte (a slow-loris trickle resets no timer). Two faces on
+/// one state: `bytes` sits first in the pipeline and sees raw reads; `parts` sits after the HTTP
+/// decoder, before `AudioFastPath`, and sees every request head and every response end, the fast
+/// path's as well as the router's.
+final class ConnectionTimeouts {
+    let limits: ConnectionLimits
+    private var inFlight = 0
+    private var partial = false
+    private var timer: Scheduled<Void>?
+
+    init(_ limits: ConnectionLimits) { self.limits = limits }
+
+    private func arm(_ context: ChannelHandlerContext, _ after: TimeAmount) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: after) { channel.close(promise: nil) }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    fileprivate func active(_ context: ChannelHandlerContext) { arm(context, limits.idleTimeout) }
+
+    fileprivate func bytesRead(_ context: ChannelHandlerContext) {
+        guard inFlight == 0, !partial else { return }
+        partial = true
+        arm(context, limits.headerTimeout)
+    }
+
+    fileprivate func headRead() {
+        partial = false
+        inFlight += 1
+        disarm()
+    }
+
+    fileprivate func responseEnded(_ context: ChannelHandlerContext) {
+        inFlight = max(0, inFlight - 1)
+        if inFlight == 0 { arm(context, partial ? limits.headerTimeout : limits.idleTimeout) }
+    }
+
+    fileprivate func inactive() { disarm() }
+
+    var bytes: Bytes { Bytes(self) }
+    var parts: Parts { Parts(self) }
+
+    final class Bytes: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        let state: ConnectionTimeouts
+        init(_ state: ConnectionTimeouts) { self.state = state }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            if context.channel.isActive { state.active(context) }
+        }
+        func channelActive(context: ChannelHandlerContext) {
+            state.active(context)
+            context.fireChannelActive()
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            state.bytesRead(context)
+            context.fireChannelRead(data)
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            state.inactive()
+            context.fireChannelInactive()
+        }
+    }
+
+    final class Parts: ChannelDuplexHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundIn = HTTPServerResponsePart
+        let state: ConnectionTimeouts
+        init(_ state: ConnectionTimeouts) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head = unwrapInboundIn(data) { state.headRead() }
+            context.fireChannelRead(data)
+        }
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case .end = unwrapOutboundIn(data) { state.responseEnded(context) }
+            context.write(data, promise: promise)
+        }
+    }
+}
