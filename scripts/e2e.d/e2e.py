@@ -105,6 +105,17 @@ for uid, samples in expected.items():
     if status != 200 or len(wav) != 44 + samples * 2: failures.append(f"{uid}: .wav {status} {len(wav)} bytes")
     status, part = get(signed, headers={"Range": "bytes=1000-1999"})
     if status != 206 or part != wav[1000:2000]: failures.append(f"{uid}: range {status}")
+    # The .opus a player seeks in: whole, then a range (the second is answered by the fast path),
+    # and it decodes to exactly the samples written.
+    opus_url = subprocess.run([BIN, "sign", f"/recordings/{uid}.opus"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    status, opus = get(opus_url)
+    if status != 200 or not opus.startswith(b"OggS") or len(opus) != rec["opus"]["bytes"]: failures.append(f"{uid}: .opus {status} {len(opus)} bytes")
+    status, tail = get(opus_url, headers={"Range": "bytes=-200"})
+    if status != 206 or tail != opus[-200:]: failures.append(f"{uid}: .opus range {status}")
+    with open(os.path.join(tmp, f"{uid}.opus"), "wb") as f: f.write(opus)
+    decoded = subprocess.run(["opusdec", "--quiet", "--rate", "8000", os.path.join(tmp, f"{uid}.opus"), os.path.join(tmp, f"{uid}.dec.wav")], capture_output=True)
+    if decoded.returncode != 0 or (os.path.getsize(os.path.join(tmp, f"{uid}.dec.wav")) - 44) // 2 != samples:
+        failures.append(f"{uid}: .opus does not decode to {samples} samples")
 wait(lambda: len(events) >= 5, 15)
 with lock:
     ready = [e for _, e in events if e["type"] == "recording.ready"]
