@@ -15,8 +15,10 @@ FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libsndfile1 libopus0 libogg0 libopusfile0 libsamplerate0 libsqlite3-0 ca-certificates curl tzdata \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home /var/lib/callrec callrec \
-    && mkdir -p /var/lib/callrec /var/spool/asterisk/monitor && chown callrec /var/lib/callrec
+    && groupadd --system --gid 10001 callrec \
+    && useradd --system --uid 10001 --gid 10001 --home /var/lib/callrec callrec \
+    && mkdir -p /var/lib/callrec /var/spool/asterisk/monitor \
+    && chown callrec:callrec /var/lib/callrec /var/spool/asterisk/monitor && chmod 0750 /var/lib/callrec
 COPY --from=build /out/callrec /usr/local/bin/callrec
 USER callrec
 ENV CALLREC_DATA=/var/lib/callrec CALLREC_SPOOL=/var/spool/asterisk/monitor CALLREC_HOST=0.0.0.0 CALLREC_PORT=8080

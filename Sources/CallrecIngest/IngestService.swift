@@ -15,6 +15,7 @@ public struct IngestService: Service {
         try watcher.start()
         try? await gracefulShutdown()
         let watcher = self.watcher
+        watcher.logger.notice("stopping (\(watcher.inProgress) ingests finishing)")
         try? await Worker(name: "callrec-ingest-stop") { watcher.stop() }.value()
     }
 }

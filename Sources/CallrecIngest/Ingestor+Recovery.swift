@@ -68,11 +68,11 @@ struct UniqueidLock {
 
     init(data: DataDirectory, uniqueid: String) throws {
         let dir = data.root + "/locks"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try makeDirectories(dir)
         var h: UInt32 = 2_166_136_261
         for b in uniqueid.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
         let path = dir + "/\(h % 64).lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, DataDirectory.fileMode)
         guard fd >= 0 else { throw MediaError.posix("cannot open lock", path) }
         while flock(fd, LOCK_EX) != 0 {
             if errno != EINTR {

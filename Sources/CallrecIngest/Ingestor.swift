@@ -46,13 +46,23 @@ public final class Ingestor: Sendable {
     }
 
     /// Ingests one file. Never throws: every failure is an outcome.
+    ///
+    /// The file is opened once (`SpoolFile`: no symlink, no FIFO, a regular file) and hashed and
+    /// decoded through that descriptor; its path is used again only to remove or quarantine it,
+    /// and only while it still names the file examined.
     public func ingest(path: String) -> IngestOutcome {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return .skipped(reason: "\(path): \(String(cString: strerror(errno)))") }
-        guard st.st_mode & S_IFMT == S_IFREG else { return .skipped(reason: "\(path) is not a regular file") }
+        let source: SpoolFile
+        switch SpoolFile.open(path) {
+        case .success(let f): source = f
+        case .failure(.notAFile(let reason)): return .skipped(reason: reason)
+        case .failure(.transient(let reason)): return .deferred(reason: reason)
+        }
         let name = relative(path)
         guard let parsed = naming.parse(name) ?? Self.fallbackName(name) else {
-            return quarantine(path, name: name, reason: "the file name carries no Asterisk uniqueid", sha: nil)
+            return quarantine(source, name: name, reason: "the file name carries no Asterisk uniqueid", sha: nil)
+        }
+        if let unreachable = Self.unreachable(parsed) {
+            return quarantine(source, name: name, reason: unreachable, sha: try? source.sha256())
         }
         let id = parsed.uniqueid
         var log = logger
@@ -61,21 +71,29 @@ public final class Ingestor: Sendable {
         let lock: UniqueidLock
         do { lock = try UniqueidLock(data: catalog.data, uniqueid: id) } catch { return .deferred(reason: "\(error)") }
         defer { lock.release() }
-        guard lstat(path, &st) == 0 else { return .skipped(reason: "\(path) was taken meanwhile") }
+        guard source.isStill(at: path) else { return .skipped(reason: "\(path) was taken meanwhile") }
         do {
-            let sha = try Transcoder.sha256(of: path)
+            let sha = try source.sha256()
             // The same bytes under the same uniqueid: already in. (Two calls may well have identical
             // bytes — two silent calls of one length — so other uniqueids do not count.)
             if try catalog.parts(of: id).contains(where: { $0.sha256 == sha }) {
-                try removeSource(path)
+                try removeSource(source)
                 log.info("already ingested; source removed")
                 return .duplicate(uniqueid: id)
             }
             var existing = try catalog.recording(id)
+            if existing == nil, try catalog.tombstone(id) != nil {
+                // Deleted, purged or erased: its audio must not come back. A leftover audio file
+                // (a removal cut short) is removed; the source is kept, in quarantine, never ingested.
+                try finishRemoval(uniqueid: id, log: log)
+                return quarantine(
+                    source, name: name, reason: "recording \(id) was removed (deleted, purged or erased); its audio is not taken back in",
+                    sha: sha)
+            }
             if existing == nil {
                 existing = try adoptOrphan(uniqueid: id, sourceSHA256: sha, log: log)
                 if let row = existing, try catalog.parts(of: id).contains(where: { $0.sha256 == sha }) {
-                    try removeSource(path)
+                    try removeSource(source)
                     log.info("recovered after a crash; source removed", metadata: ["recording": "\(row.uniqueid)"])
                     return .duplicate(uniqueid: id)
                 }
@@ -84,7 +102,7 @@ public final class Ingestor: Sendable {
                 let onDisk = try? OpusVerifier.inspect(path: catalog.data.absolute(row.opusPath))
                 if let onDisk, onDisk.sourceSHA256s.contains(sha), onDisk.sha256 != row.opusSHA256 {
                     try adopt(path: catalog.data.absolute(row.opusPath), uniqueid: id, relative: row.opusPath, log: log)
-                    try removeSource(path)
+                    try removeSource(source)
                     return .duplicate(uniqueid: id)
                 }
             }
@@ -111,14 +129,16 @@ public final class Ingestor: Sendable {
             if let row = existing {
                 relativeOut = row.opusPath
                 let previous = PreviousRecording(path: catalog.data.absolute(row.opusPath), sourceSHA256s: parts.map(\.sha256))
-                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags, appendingTo: previous, sourceSHA256: sha)
+                result = try transcoder.transcode(
+                    descriptor: source.fd, name: path, output: catalog.data.absolute(relativeOut), tags: tags, appendingTo: previous, sourceSHA256: sha)
             } else {
                 // The start is needed for the folder: from the uniqueid, else mtime − duration
                 // (known after the pipeline), so the file is first written under today's folder.
                 let provisional = startedAt ?? now()
                 relativeOut = DataDirectory.audioRelativePath(uniqueid: id, startedAt: provisional)
                 try makeDirectory(for: catalog.data.absolute(relativeOut))
-                result = try transcoder.transcode(input: path, output: catalog.data.absolute(relativeOut), tags: tags, sourceSHA256: sha)
+                result = try transcoder.transcode(
+                    descriptor: source.fd, name: path, output: catalog.data.absolute(relativeOut), tags: tags, sourceSHA256: sha)
             }
             var finalRelative = relativeOut
             if existing == nil, startedAt == nil {
@@ -140,7 +160,7 @@ public final class Ingestor: Sendable {
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
             try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
-            try removeSource(path)
+            try removeSource(source)
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
             Counter(label: "callrec_bytes_saved_total").increment(by: Int64(max(0, result.source.bytes - result.opus.bytes)))
@@ -149,7 +169,7 @@ public final class Ingestor: Sendable {
                 metadata: ["duration_ms": "\(result.measurements.durationMs)", "opus_bytes": "\(result.opus.bytes)", "parts": "\(parts.count + 1)"])
             return .ingested(uniqueid: id, parts: parts.count + 1)
         } catch let e as MediaError where e.isPermanent {
-            return quarantine(path, name: name, reason: e.message, sha: try? Transcoder.sha256(of: path))
+            return quarantine(source, name: name, reason: e.message, sha: try? source.sha256())
         } catch {
             log.warning("ingest deferred", metadata: ["error": "\(error)"])
             Counter(label: "callrec_ingest_deferred_total").increment()
@@ -177,7 +197,47 @@ public final class Ingestor: Sendable {
         let relative = DataDirectory.audioRelativePath(uniqueid: uniqueid, startedAt: startedAt)
         let absolute = catalog.data.absolute(relative)
         guard FileManager.default.fileExists(atPath: absolute) else { return nil }
+        // Removed (deleted, purged, erased) but the crash came before its file went: finish the
+        // removal, as start-up recovery does; a removed recording is never adopted back.
+        if let removed = try catalog.tombstone(uniqueid) {
+            if removed == (try Transcoder.sha256(of: absolute)) {
+                try removeFile(absolute)
+                log.notice("finished the removal of a removed recording's audio file", metadata: ["path": "\(relative)"])
+            }
+            return nil
+        }
         return try adopt(path: absolute, uniqueid: uniqueid, relative: relative, log: log)
+    }
+
+    /// A tombstoned uniqueid's audio file still on disk (a removal cut short): removed when its
+    /// SHA-256 is the tombstone's.
+    func finishRemoval(uniqueid: String, log: Logger) throws {
+        guard let removed = try catalog.tombstone(uniqueid), let startedAt = RecordingTags.epoch(ofUniqueID: uniqueid) else { return }
+        let absolute = catalog.data.absolute(DataDirectory.audioRelativePath(uniqueid: uniqueid, startedAt: startedAt))
+        guard FileManager.default.fileExists(atPath: absolute), removed == (try Transcoder.sha256(of: absolute)) else { return }
+        try removeFile(absolute)
+        log.notice("finished the removal of a removed recording's audio file", metadata: ["path": "\(absolute)"])
+    }
+
+    private func removeFile(_ absolute: String) throws {
+        guard unlink(absolute) == 0 || errno == ENOENT else { throw MediaError.posix("cannot remove", absolute) }
+        try? syncDirectory(Transcoder.directoryOf(absolute))
+    }
+
+    /// Why a recognised name would give a recording no route could serve, or nil when it is fine:
+    /// a uniqueid that is not `UniqueID.isValid` (e.g. longer than 128 characters), or a path
+    /// field starting with a dot (a hidden file or folder, which spool tools treat as temporary).
+    static func unreachable(_ name: SpoolName) -> String? {
+        guard UniqueID.isValid(name.uniqueid) else {
+            return "the uniqueid '\(name.uniqueid.prefix(160))' (\(name.uniqueid.utf8.count) characters) is not valid: "
+                + "1–128 of A–Z a–z 0–9 . _ - not starting with a dot, or no URL could serve it"
+        }
+        for (field, value) in [("company", name.metadata.company), ("agent", name.metadata.agent), ("lead_number", name.metadata.leadNumber)] {
+            if let value, value.hasPrefix(".") {
+                return "\(field) '\(value)' starts with a dot: a hidden name in the spool; rename it and run `callrec quarantine retry`"
+            }
+        }
+        return nil
     }
 
     @discardableResult
@@ -202,25 +262,59 @@ public final class Ingestor: Sendable {
     }
 
     /// Moves a file that cannot be ingested to `quarantine/YYYY-MM-DD/`, with its reason beside it
-    /// and in the catalog. Never deletes it.
-    func quarantine(_ path: String, name: String, reason: String, sha: String?) -> IngestOutcome {
+    /// and in the catalog. Never deletes it, never replaces a file already there (a second file
+    /// of the same name gets `2-NAME`, …), and moves only the file examined: if its path names
+    /// another file by now, that one is left where it is.
+    func quarantine(_ source: SpoolFile, name: String, reason: String, sha: String?) -> IngestOutcome {
         let day = ISO8601DateFormatter.string(from: now(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
         let dir = catalog.data.quarantineRoot + "/" + day
         let base = name.replacingOccurrences(of: "/", with: "_")
-        var target = dir + "/" + base
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            var n = 1
-            while FileManager.default.fileExists(atPath: target) {
-                n += 1
-                target = dir + "/\(n)-" + base
+            try makeDirectories(dir)
+            guard source.isStill(at: source.path) else {
+                return .skipped(reason: "\(source.path) changed while it was examined; left alone")
             }
-            var st = stat()
-            let bytes = lstat(path, &st) == 0 ? Int(st.st_size) : 0
-            try moveDurably(path, to: target)
-            try Data("\(reason)\n".utf8).write(to: URL(fileURLWithPath: target + ".reason.txt"))
+            var target = ""
+            var reasonFD: Int32 = -1
+            defer { if reasonFD >= 0 { close(reasonFD) } }
+            var n = 0
+            var copied = false  // across file systems: a copy of the bytes examined (from the descriptor)
+            while true {
+                n += 1
+                target = dir + "/" + (n == 1 ? "" : "\(n)-") + base
+                // The reason file's name first (O_EXCL), so that it never replaces a file
+                // quarantined under that name; then the file, never replacing one either.
+                reasonFD = open(target + ".reason.txt", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, DataDirectory.fileMode)
+                if reasonFD < 0 {
+                    if errno == EEXIST { continue }
+                    throw MediaError.posix("cannot create", target + ".reason.txt")
+                }
+                var code = renameNoReplace(source.path, target)
+                if code == EXDEV {
+                    copied = true
+                    code = try copyExclusively(source, to: target) ? 0 : EEXIST
+                }
+                if code == 0 { break }
+                close(reasonFD)
+                reasonFD = -1
+                unlink(target + ".reason.txt")
+                if code == EEXIST { continue }
+                throw MediaError.posix("cannot move", source.path, code)
+            }
+            if !copied && !source.isStill(at: target) {
+                // Swapped between the check and the move: put it back, take nothing.
+                _ = renameNoReplace(target, source.path)
+                unlink(target + ".reason.txt")
+                return .skipped(reason: "\(source.path) changed while it was examined; left alone")
+            }
+            // Copied across file systems: the source's name goes once the copy is safe.
+            if copied { try source.unlinkIfSame() }
+            fchmod(source.fd, DataDirectory.fileMode)  // best effort: the spool's owner may be Asterisk
+            try writeReason(reason, to: reasonFD, path: target + ".reason.txt")
+            try syncDirectory(dir)
+            try? syncDirectory(Transcoder.directoryOf(source.path))
             try catalog.quarantine(QuarantineRow(
-                sourceName: name, path: String(target.dropFirst(catalog.data.root.count + 1)), reason: reason, sha256: sha, bytes: bytes,
+                sourceName: name, path: String(target.dropFirst(catalog.data.root.count + 1)), reason: reason, sha256: sha, bytes: source.size,
                 at: Int64(now().timeIntervalSince1970)))
             Counter(label: "callrec_quarantined_total").increment()
             logger.warning("quarantined", metadata: ["file": "\(name)", "reason": "\(reason)", "to": "\(target)"])
@@ -231,28 +325,54 @@ public final class Ingestor: Sendable {
         }
     }
 
-    /// rename(2), or copy + fsync + unlink across file systems; then fsync both directories.
-    func moveDurably(_ from: String, to: String) throws {
-        if rename(from, to) != 0 {
-            guard errno == EXDEV else { throw MediaError.posix("cannot move", from) }
-            try FileManager.default.copyItem(atPath: from, toPath: to)
-            let fd = open(to, O_RDONLY)
-            if fd >= 0 {
-                fsync(fd)
-                close(fd)
-            }
-            guard unlink(from) == 0 else { throw MediaError.posix("cannot remove", from) }
+    /// Across file systems: the bytes behind the descriptor (the file examined) into a new file
+    /// (`O_EXCL`), fsynced. False when `to` is taken.
+    private func copyExclusively(_ source: SpoolFile, to: String) throws -> Bool {
+        let out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, DataDirectory.fileMode)
+        if out < 0 {
+            if errno == EEXIST { return false }
+            throw MediaError.posix("cannot create", to)
         }
-        try syncDirectory(Transcoder.directoryOf(to))
-        try syncDirectory(Transcoder.directoryOf(from))
+        defer { close(out) }
+        var ok = false
+        defer { if !ok { unlink(to) } }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var offset: off_t = 0
+        while true {
+            let n = pread(source.fd, buffer, 1 << 20, offset)
+            if n < 0 { if errno == EINTR { continue }; throw MediaError.posix("cannot read", source.path) }
+            if n == 0 { break }
+            var done = 0
+            while done < n {
+                let w = write(out, buffer + done, n - done)
+                if w < 0 { if errno == EINTR { continue }; throw MediaError.posix("cannot write", to) }
+                done += w
+            }
+            offset += off_t(n)
+        }
+        guard fsync(out) == 0 else { throw MediaError.posix("cannot fsync", to) }
+        ok = true
+        return true
     }
 
-    func removeSource(_ path: String) throws {
-        guard unlink(path) == 0 || errno == ENOENT else { throw MediaError.posix("cannot remove", path) }
-        try? syncDirectory(Transcoder.directoryOf(path))
+    private func writeReason(_ reason: String, to fd: Int32, path: String) throws {
+        let bytes = Array("\(reason)\n".utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress!, $0.count) }) == bytes.count, fsync(fd) == 0 else {
+            throw MediaError.posix("cannot write", path)
+        }
+    }
+
+    /// Removes an ingested source from the spool (only if its path still names the file
+    /// ingested), then fsyncs the spool folder.
+    func removeSource(_ source: SpoolFile) throws {
+        if try !source.unlinkIfSame() {
+            logger.warning("the spool path no longer names the file ingested; left alone", metadata: ["file": "\(source.path)"])
+        }
+        try? syncDirectory(Transcoder.directoryOf(source.path))
     }
 
     func makeDirectory(for file: String) throws {
-        try FileManager.default.createDirectory(atPath: Transcoder.directoryOf(file), withIntermediateDirectories: true)
+        try makeDirectories(Transcoder.directoryOf(file))
     }
 }

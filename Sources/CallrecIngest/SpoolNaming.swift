@@ -97,6 +97,24 @@ public struct SpoolNaming: Sendable {
         return nil
     }
 
+    /// Whether a configured pattern starts a path segment with a metadata field (`{company}/…`,
+    /// `{agent}-…`): then a value starting with a dot makes a hidden file or folder that is still
+    /// a recording (to be quarantined with its reason, not silently never seen).
+    public var admitsHiddenNames: Bool {
+        guard let pattern else { return false }
+        return pattern.split(separator: "/").contains { seg in
+            ["{company}", "{agent}", "{lead_number}"].contains { seg.hasPrefix($0) }
+        }
+    }
+
+    /// Whether a hidden path (relative to the spool) is a recording by the configured pattern
+    /// whose metadata field starts with a dot. Plain hidden files (editors' and copiers'
+    /// temporaries) are not.
+    public func isHiddenRecording(_ relativePath: String) -> Bool {
+        guard admitsHiddenNames, let name = parse(relativePath), SpoolNaming.isCandidate(fileName: "x." + name.ext) else { return false }
+        return [name.metadata.company, name.metadata.agent, name.metadata.leadNumber].contains { $0?.hasPrefix(".") == true }
+    }
+
     /// Whether the watcher should consider a file at all: an audio extension, not hidden, not a temp.
     public static func isCandidate(fileName name: String) -> Bool {
         guard !name.hasPrefix("."), !name.hasSuffix("~"), let dot = name.lastIndex(of: ".") else { return false }

@@ -76,6 +76,7 @@ public final class SpoolWatcher: @unchecked Sendable {
     /// Sets up inotify on the tree, recovers what a crash left, scans, and starts the threads.
     public func start() throws {
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        if let problem = Self.removalProblem(spool: spool) { logger.error("\(problem)") }
         inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard inotifyFD >= 0 else { throw MediaError.posix("inotify_init1 on", spool) }
         addWatchTree(spool)
@@ -99,6 +100,25 @@ public final class SpoolWatcher: @unchecked Sendable {
         for w in workers { try? w.join() }
         if inotifyFD >= 0 { close(inotifyFD) }
         inotifyFD = -1
+    }
+
+    /// Why callrec could not remove ingested files from the spool (so it would never empty and
+    /// every file would be taken again at each start), or nil. Removing a file needs write and
+    /// search access to its folder, which Asterisk's own user owns.
+    public static func removalProblem(spool: String) -> String? {
+        guard access(spool, W_OK | X_OK) != 0 else { return nil }
+        let reason = String(cString: strerror(errno))
+        return "callrec cannot remove files from the spool \(spool) (\(reason)): ingested recordings will stay there and "
+            + "be taken again at every start. Fix: make the folder writable by callrec's user or group — run callrec in "
+            + "Asterisk's group with a group-writable spool (chmod g+rwx), or give Asterisk callrec's uid/gid "
+            + "(ASTERISK_UID/ASTERISK_GID in docker-compose)."
+    }
+
+    /// The number of ingests running now.
+    public var inProgress: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return inFlight.count
     }
 
     /// The number of files waiting or in progress (for tests and /healthz).
@@ -155,7 +175,7 @@ public final class SpoolWatcher: @unchecked Sendable {
             guard let dir = watches[wd], !name.isEmpty else { continue }
             let path = dir + "/" + name
             if mask & UInt32(IN_ISDIR) != 0 {
-                if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, !name.hasPrefix(".") {
+                if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, !name.hasPrefix(".") || ingestor.naming.admitsHiddenNames {
                     lock.unlock()
                     addWatchTree(path)  // and pick up what was written before the watch existed
                     scanTree(path, now: now)
@@ -163,7 +183,7 @@ public final class SpoolWatcher: @unchecked Sendable {
                 }
                 continue
             }
-            guard SpoolNaming.isCandidate(fileName: name) else { continue }
+            guard isCandidate(path: path, name: name) else { continue }
             if mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0 {
                 files[path] = nil
                 continue
@@ -262,12 +282,21 @@ public final class SpoolWatcher: @unchecked Sendable {
             } else {
                 logger.warning("cannot watch a folder; the periodic rescan covers it", metadata: ["folder": "\(dir)", "error": "\(String(cString: strerror(errno)))"])
             }
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") || ingestor.naming.admitsHiddenNames {
                 var st = stat()
                 let p = dir + "/" + entry
                 if lstat(p, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { dirs.append(p) }
             }
         }
+    }
+
+    /// A file to consider: an audio name, not hidden, not a temporary — or hidden only because a
+    /// pattern field of it starts with a dot (the ingest quarantines it with that reason).
+    private func isCandidate(path: String, name: String) -> Bool {
+        if SpoolNaming.isCandidate(fileName: name) && !ingestor.relative(path).split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+            return true
+        }
+        return ingestor.naming.isHiddenRecording(ingestor.relative(path))
     }
 
     /// Every candidate file under the spool.
@@ -277,13 +306,13 @@ public final class SpoolWatcher: @unchecked Sendable {
         var out: [String] = []
         var dirs = [root]
         while let dir = dirs.popLast() {
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") || ingestor.naming.admitsHiddenNames {
                 let p = dir + "/" + entry
                 var st = stat()
                 guard lstat(p, &st) == 0 else { continue }
                 switch st.st_mode & S_IFMT {
                 case S_IFDIR: dirs.append(p)
-                case S_IFREG where SpoolNaming.isCandidate(fileName: entry): out.append(p)
+                case S_IFREG where isCandidate(path: p, name: entry): out.append(p)
                 default: break
                 }
             }

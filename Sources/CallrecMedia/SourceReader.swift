@@ -24,20 +24,43 @@ final class SourceReader {
     private var file: OpaquePointer?
     private var virtual: VirtualFile?
 
-    init(path: String) throws {
+    /// Opens `path` (without blocking on a FIFO) and reads it.
+    convenience init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
+        try self.init(owning: fd, name: path)
+    }
+
+    /// Reads the file behind an already-open descriptor, which stays the caller's (a duplicate is
+    /// read, from offset 0): so what is decoded is exactly the file the caller examined and hashed,
+    /// whatever has happened to its path since. `name` gives the format (its extension) and
+    /// names the file in errors.
+    convenience init(descriptor: Int32, name: String) throws {
+        let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard fd >= 0 else { throw MediaError.posix("cannot duplicate the descriptor of", name) }
+        try self.init(owning: fd, name: name)
+    }
+
+    /// Takes ownership of `fd` (closed on failure and at deinit).
+    private init(owning fd: Int32, name path: String) throws {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw MediaError.posix("cannot read", path) }
+        guard fstat(fd, &st) == 0 else {
+            let e = MediaError.posix("cannot read", path)
+            close(fd)
+            throw e
+        }
         guard st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
             throw MediaError(.unreadable, "\(path) is not a regular file")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
         self.fd = fd
         let size = Int(st.st_size)
         guard size > 0 else {
             close(fd)
             throw MediaError(.corrupt, "\(path) is empty")
         }
+        // libsndfile reads raw and non-RIFF files from the descriptor's offset.
+        lseek(fd, 0, SEEK_SET)
         let format = SourceFormat(fileName: path)
         var sfinfo = SF_INFO()
         var recovered = false

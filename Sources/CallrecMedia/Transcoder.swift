@@ -57,7 +57,21 @@ public struct Transcoder: Sendable {
     public func transcode(
         input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil, sourceSHA256: String? = nil
     ) throws -> TranscodeResult {
-        let source = try SourceReader(path: input)
+        let fd = open(input, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw MediaError.posix("cannot open", input) }
+        defer { close(fd) }
+        return try transcode(descriptor: fd, name: input, output: output, tags: tags, appendingTo: previous, sourceSHA256: sourceSHA256)
+    }
+
+    /// Transcodes the file behind an open descriptor (which stays the caller's): decoding, hashing
+    /// and the modification time all come from that one open file, never from its path again, so
+    /// a path swapped meanwhile (a symlink, another file) cannot change what is read. `name` gives
+    /// the format (its extension) and names the file in errors.
+    public func transcode(
+        descriptor: Int32, name input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil,
+        sourceSHA256: String? = nil
+    ) throws -> TranscodeResult {
+        let source = try SourceReader(descriptor: descriptor, name: input)
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
         var reader: any PCMReader = source
@@ -74,8 +88,16 @@ public struct Transcoder: Sendable {
         var keep = false
         defer { if !keep { unlink(temp) } }
 
-        let hashing = Worker(name: "callrec-hash") { try sourceSHA256 ?? Self.sha256(of: input) }
+        // The hashing thread gets its own duplicate, which it closes: it may outlive this call on
+        // a failure, and must never read a descriptor number the caller has closed and reused.
+        let hashFD = sourceSHA256 == nil ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
+        if sourceSHA256 == nil, hashFD < 0 { throw MediaError.posix("cannot duplicate the descriptor of", input) }
+        let hashing = Worker(name: "callrec-hash") {
+            defer { if hashFD >= 0 { close(hashFD) } }
+            return try sourceSHA256 ?? Self.sha256(ofDescriptor: hashFD, name: input)
+        }
         let file = try FileOutput(creating: temp)
+        chmod(temp, 0o640)  // recordings are personal data: not readable by every local user
 
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]
         let knownStart = tags.startedAt ?? RecordingTags.epoch(ofUniqueID: tags.uniqueid)
@@ -142,7 +164,7 @@ public struct Transcoder: Sendable {
         guard measurements.samples > 0 else {
             throw MediaError(.corrupt, "\(input) holds no audio")
         }
-        let startedAt = knownStart ?? Self.modificationTime(input).addingTimeInterval(-Double(measurements.durationMs) / 1000)
+        let startedAt = knownStart ?? Self.modificationTime(descriptor).addingTimeInterval(-Double(measurements.durationMs) / 1000)
         let encoded = try writer.finish(patch: [
             shaPlaceholder: "SOURCE_SHA256=" + sha, startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt),
         ])
@@ -200,24 +222,35 @@ public struct Transcoder: Sendable {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    static func modificationTime(_ path: String) -> Date {
+    static func modificationTime(_ fd: Int32) -> Date {
         var st = stat()
-        guard stat(path, &st) == 0 else { return Date() }
+        guard fstat(fd, &st) == 0 else { return Date() }
         return Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
     }
 
     /// SHA-256 of a file's bytes, hex.
     public static func sha256(of path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
         defer { close(fd) }
+        return try sha256(ofDescriptor: fd, name: path)
+    }
+
+    /// SHA-256 of the bytes of an open file, hex: read with pread(2) from offset 0, so the
+    /// descriptor's offset is neither used nor moved (the decoder may share it).
+    public static func sha256(ofDescriptor fd: Int32, name: String) throws -> String {
         var hasher = SHA256()
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
+        var offset: off_t = 0
         while true {
-            let n = read(fd, buffer, 1 << 20)
-            if n < 0 { throw MediaError.posix("cannot read", path) }
+            let n = pread(fd, buffer, 1 << 20, offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw MediaError.posix("cannot read", name)
+            }
             if n == 0 { break }
+            offset += off_t(n)
             hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
         }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()

@@ -11,7 +11,19 @@ struct Callrec: AsyncParsableCommand {
         subcommands: [
             Serve.self, Ingest.self, Show.self, List.self, Transcode.self, Export.self, Purge.self, Hold.self, Release.self,
             Erase.self, Verify.self, Reindex.self, Retention.self, Sign.self, Token.self, Audit.self, Webhooks.self,
+            Quarantine.self,
         ])
+
+    /// Errors thrown out of a command print as `callrec: <reason>`, the contract's one line.
+    static var _errorPrefix: String { "callrec: " }
+
+    /// Everything callrec creates (the catalog SQLite opens, audio, exports, quarantine) is personal
+    /// data: no access for other local users, whatever umask the shell or the unit left.
+    static func main() async {
+        let inherited = umask(0o027)
+        umask(inherited | 0o027)
+        await main(nil)
+    }
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the contract's failure shape.

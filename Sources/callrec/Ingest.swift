@@ -18,10 +18,10 @@ struct Ingest: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per file.") var json = false
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         let naming: SpoolNaming
-        do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { fail("\(error)") }
+        do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw CommandFailure("\(error)") }
         let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
         let ingestor = Ingestor(
             catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: naming, spoolRoot: spoolRoot,
@@ -63,7 +63,7 @@ struct Ingest: AsyncParsableCommand {
             }
         }
         if failures > 0 {
-            fail("\(failures) of \(files.count) file(s) not ingested")
+            throw CommandFailure("\(failures) of \(files.count) file(s) not ingested")
         }
     }
 }

@@ -11,18 +11,34 @@ struct CommonOptions: ParsableArguments {
 
     /// The settings from the environment, with these options applied.
     func settings() -> Settings {
+        do { return try loadSettings() } catch { fail("\(error)") }
+    }
+
+    func openCatalog(_ settings: Settings) -> Catalog {
+        do { return try loadCatalog(settings) } catch { fail("\(error)") }
+    }
+
+    /// `settings()`, throwing a `CommandFailure` instead of exiting.
+    func loadSettings() throws -> Settings {
         do {
             var s = try Settings()
             if let data { s.data = DataDirectory(data) }
             return s
-        } catch {
-            fail("\(error)")
-        }
+        } catch { throw CommandFailure("\(error)") }
     }
 
-    func openCatalog(_ settings: Settings) -> Catalog {
-        do { return try Catalog(data: settings.data, recordsEvents: settings.webhookURL != nil) } catch { fail("\(error)") }
+    /// `openCatalog(_:)`, throwing a `CommandFailure` instead of exiting.
+    func loadCatalog(_ settings: Settings) throws -> Catalog {
+        do { return try Catalog(data: settings.data, recordsEvents: settings.webhookURL != nil) } catch { throw CommandFailure("\(error)") }
     }
+}
+
+/// A command's failure, thrown through ArgumentParser: printed as the contract's one line on
+/// stderr (`callrec: <reason>`, see `Callrec._errorPrefix`), exit status 1.
+struct CommandFailure: LocalizedError, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message.replacingOccurrences(of: "\n", with: " ") }
+    var errorDescription: String? { description }
 }
 
 /// A logger for a command. One-shot commands report on stdout and fail with one line on stderr, so

@@ -26,19 +26,21 @@ struct Serve: AsyncParsableCommand {
         // scripts/bench-serve). Blocking work (transcoding, exports, purges, audit flushes) runs on
         // its own threads, and catalog writes in tasks on NIO's blocking pool (`offLoop`).
         let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        var settings = common.settings()
+        var settings = try common.loadSettings()
         if let spool { settings.spool = spool }
         if let host { settings.host = host }
         if let port { settings.port = port }
+        // Before anything starts (the watcher would take files, then the server fail to bind).
+        try Self.checkCanListen(host: settings.host, port: settings.port)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger("callrec", defaultLevel: .info)
         if !onEventLoops { logger.warning("tasks run on Swift's global pool: NIO's event loops could not be installed as its executor") }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let catalog = common.openCatalog(settings)
+        let catalog = try common.loadCatalog(settings)
         let naming: SpoolNaming
-        do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { fail("\(error)") }
+        do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw CommandFailure("\(error)") }
         let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
         let ingestor = Ingestor(
             catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: naming, spoolRoot: spoolRoot, logger: logger)
@@ -47,11 +49,13 @@ struct Serve: AsyncParsableCommand {
         let host = settings.host
         let frozen = settings
         let auth: Authenticator
-        do { auth = try await makeAuthenticator(settings) } catch { fail("\(error)") }
+        do { auth = try await makeAuthenticator(settings) } catch { throw CommandFailure("\(error)") }
         let purge = PurgeService(catalog: catalog, at: settings.purgeAt, zone: settings.timeZone, defaultDays: settings.retentionDays, logger: logger)
         var webhooks: WebhookSender?
         if let url = settings.webhookURL {
-            do { webhooks = WebhookSender(catalog: catalog, url: url, secret: try Secrets.value(.webhook, data: settings.data), logger: logger) } catch { fail("\(error)") }
+            do {
+                webhooks = WebhookSender(catalog: catalog, url: url, secret: try Secrets.value(.webhook, data: settings.data), logger: logger)
+            } catch { throw CommandFailure("\(error)") }
         }
         let app = CallrecApplication.make(
             settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, webhooks: webhooks,
@@ -69,7 +73,35 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            fail("\(error)")
+            throw CommandFailure("\(error)")
+        }
+        logger.notice("stopped")
+    }
+
+    /// Fails with one line naming the address when `host:port` cannot be bound (another
+    /// `serve` on it, a privileged port, an address not on this machine): a test bind with
+    /// SO_REUSEADDR, as NIO binds, closed at once.
+    static func checkCanListen(host: String, port: Int) throws {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let first = list else {
+            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: gai_strerror(rc))) (set --host or CALLREC_HOST)")
+        }
+        defer { freeaddrinfo(list) }
+        let ai = first.pointee
+        let fd = socket(ai.ai_family, ai.ai_socktype, ai.ai_protocol)
+        guard fd >= 0 else { return }  // let the server report it
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if bind(fd, ai.ai_addr, ai.ai_addrlen) != 0 {
+            let reason = String(cString: strerror(errno))
+            let hint = errno == EADDRINUSE ? " (another callrec serve?)" : ""
+            throw CommandFailure("cannot listen on \(host):\(port): \(reason)\(hint); choose another port with --port or CALLREC_PORT")
         }
     }
 }

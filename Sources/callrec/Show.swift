@@ -1,21 +1,30 @@
 import ArgumentParser
 import CallrecCatalog
+import CallrecIngest
 import CallrecMedia
 import Foundation
 
 struct Show: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show one recording.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show one recording.",
+        discussion: """
+            A uniqueid with no recording is reported as what it is, with a non-zero exit: quarantined \
+            (why, where, when), pending (metadata registered and no audio yet, or its file still in \
+            the spool), or removed.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Argument(help: "The recording's uniqueid, e.g. 1732467600.42.") var uniqueid: String
     @Flag(help: "Print the contract's JSON.") var json = false
+    @Option(help: "The spool, to find a file not ingested yet (default: CALLREC_SPOOL, else ./spool).") var spool: String?
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        var settings = try common.loadSettings()
+        if let spool { settings.spool = spool }
+        let catalog = try common.loadCatalog(settings)
         let row: RecordingRow?
-        do { row = try catalog.recording(uniqueid) } catch { fail("\(error)") }
-        guard let row else { fail("no recording \(uniqueid)") }
+        do { row = try catalog.recording(uniqueid) } catch { throw CommandFailure("\(error)") }
+        guard let row else { throw try await notCatalogued(settings, catalog) }
         let r = RecordingJSON(row)
         if json {
             try printJSON(r)
@@ -28,6 +37,64 @@ struct Show: AsyncParsableCommand {
               levels  peak \(Transcode.db(r.levels.peakDBFS)) dBFS, rms \(Transcode.db(r.levels.rmsDBFS)) dBFS, \(r.levels.clippedSamples) clipped
               silence \(r.silence.totalMs) ms (\(String(format: "%.1f", r.silence.ratio * 100))%), longest \(r.silence.longestMs) ms
             """)
+    }
+
+    /// What is known of a uniqueid with no recording, printed on stdout (`--json`: an object with
+    /// `status` quarantined | pending | removed); the one-line failure to throw.
+    func notCatalogued(_ settings: Settings, _ catalog: Catalog) async throws -> CommandFailure {
+        let q = try QuarantineContext(common, spool: spool)
+        let quarantined = try await catalog.quarantineEntries(mentioning: uniqueid)
+            .filter { q.ingestor.uniqueid(ofSourceName: $0.sourceName) == uniqueid }.map(q.json)
+        let metadata = try catalog.metadata(for: uniqueid)
+        let inSpool = Self.spoolFiles(of: uniqueid, ingestor: q.ingestor)
+        let removed = try catalog.tombstone(uniqueid) != nil
+        let status = !quarantined.isEmpty ? "quarantined" : metadata != nil || !inSpool.isEmpty ? "pending" : removed ? "removed" : nil
+        guard let status else { return CommandFailure("no recording \(uniqueid)") }
+        if json {
+            struct State: Encodable {
+                var uniqueid, status: String
+                var quarantine: [QuarantineJSON]
+                var metadata: MetadataJSON?
+                var spoolFiles: [String]
+                var removed: Bool
+                enum CodingKeys: String, CodingKey { case uniqueid, status, quarantine, metadata, spoolFiles = "spool_files", removed }
+            }
+            struct MetadataJSON: Encodable {
+                var company, agent, leadNumber: String?
+                enum CodingKeys: String, CodingKey { case company, agent, leadNumber = "lead_number" }
+            }
+            try printJSON(State(
+                uniqueid: uniqueid, status: status, quarantine: quarantined,
+                metadata: metadata.map { MetadataJSON(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) },
+                spoolFiles: inSpool, removed: removed))
+        } else {
+            print("\(uniqueid)  \(status.uppercased())")
+            for e in quarantined {
+                print("  quarantined \(e.at) (entry \(e.id)): \(e.reason)\n    file \(e.path)\n    retry: callrec quarantine retry \(e.id)")
+            }
+            if let m = metadata {
+                print("  metadata registered: company \(m.company ?? "-")  agent \(m.agent ?? "-")  lead \(m.leadNumber ?? "-")")
+            }
+            for f in inSpool { print("  in the spool, not ingested yet: \(f)") }
+            if removed { print("  removed (deleted, purged or erased)") }
+            if status == "pending" && inSpool.isEmpty { print("  no audio yet") }
+        }
+        switch status {
+        case "quarantined": return CommandFailure("recording \(uniqueid) is quarantined: \(quarantined[0].reason)")
+        case "removed": return CommandFailure("recording \(uniqueid) was removed")
+        default: return CommandFailure("recording \(uniqueid) is pending: " + (inSpool.isEmpty ? "metadata registered, no audio yet" : "its file is still in the spool"))
+        }
+    }
+
+    /// Files under the spool whose name carries `uniqueid`.
+    static func spoolFiles(of uniqueid: String, ingestor: Ingestor) -> [String] {
+        guard let root = ingestor.spoolRoot, let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var out: [String] = []
+        while let item = walker.nextObject() as? String {
+            guard item.contains(uniqueid), ingestor.uniqueid(ofSourceName: item) == uniqueid else { continue }
+            out.append(root + "/" + item)
+        }
+        return out.sorted()
     }
 
     static func duration(_ ms: Int) -> String {
@@ -49,17 +116,17 @@ struct List: AsyncParsableCommand {
     @Flag(help: "Print a JSON array of the contract's recording objects.") var json = false
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         var q = ListQuery(company: company, agent: agent, leadNumber: leadNumber, limit: Catalog.maxPageSize)
         do {
             q.from = try from.map { try parseTime($0, zone: settings.timeZone) }
             q.to = try to.map { try parseTime($0, zone: settings.timeZone) }
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
         var rows: [RecordingRow] = []
         repeat {
             let page: Page
-            do { page = try catalog.list(q) } catch { fail("\(error)") }
+            do { page = try catalog.list(q) } catch { throw CommandFailure("\(error)") }
             rows += page.items
             q.cursor = page.nextCursor
         } while q.cursor != nil && rows.count < (limit ?? .max)

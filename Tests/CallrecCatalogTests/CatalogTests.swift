@@ -125,7 +125,10 @@ struct OutboxTests {
         let export = try #require(try JSONSerialization.jsonObject(with: events[2].body) as? [String: Any])
         #expect((export["export"] as? [String: Any])?["download"] as? String == "/exports/\(job.id)/download")
 
-        let quiet = try Catalog(data: DataDirectory(TempDir().path), recordsEvents: false)
+        // The TempDir must live to the end of the test: a temporary one is freed (its folder
+        // removed) at once, and the catalog then re-creates the folder, which nothing removes.
+        let quietDir = TempDir()
+        let quiet = try Catalog(data: DataDirectory(quietDir.path), recordsEvents: false)
         try quiet.commit(recording: row, parts: [], waveform: Data())
         #expect(try quiet.outbox().isEmpty)
     }
@@ -133,7 +136,8 @@ struct OutboxTests {
     /// A recording's later event waits until its earlier one is delivered, through every failed
     /// attempt and back-off; other recordings and export events are not held up by it.
     @Test func aFailedEventHoldsBackItsRecordingsLaterEvents() throws {
-        let catalog = try Catalog(data: DataDirectory(TempDir().path), recordsEvents: true)
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path), recordsEvents: true)
         let a = sampleRow("1732467600.1", startedAt: 1_732_467_600), b = sampleRow("1732467600.2", startedAt: 1_732_467_600)
         try catalog.commit(recording: a, parts: [], waveform: Data())  // A ready
         try catalog.commit(recording: b, parts: [], waveform: Data())  // B ready

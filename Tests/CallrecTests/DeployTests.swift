@@ -27,6 +27,13 @@ struct DeployTests {
         let data = try #require(volumes(callrec)["/var/lib/callrec"])
         #expect(data != spool)
         #expect(Set(((doc["volumes"] as? [String: Any]) ?? [:]).keys) == [spool, data])
+        // Asterisk runs with callrec's uid/gid (its entrypoint chowns the spool to its user), so
+        // callrec can remove what it has ingested; callrec runs as that same uid/gid.
+        let asteriskEnv = try #require(asterisk["environment"] as? [String: Any])
+        #expect(asteriskEnv["ASTERISK_UID"] as? String == "10001" && asteriskEnv["ASTERISK_GID"] as? String == "10001")
+        #expect(callrec["user"] as? String == "10001:10001")
+        let dockerfile = try String(contentsOfFile: Paths.root + "/Dockerfile", encoding: .utf8)
+        #expect(dockerfile.contains("--uid 10001 --gid 10001"))
         let health = try #require(callrec["healthcheck"] as? [String: Any])
         #expect((health["test"] as? [String])?.contains { $0.contains("/healthz") } == true)
         // Every setting in .env.example is one callrec reads (README lists them).
@@ -40,5 +47,11 @@ struct DeployTests {
         let dialplan = try String(contentsOfFile: Paths.root + "/deploy/asterisk/extensions.conf", encoding: .utf8)
         #expect(dialplan.contains("MixMonitor(${COMPANY_ID}/${AGENT}-${LEAD_NUMBER}-${UNIQUEID}.wav,b)"))
         #expect(env.contains("CALLREC_SPOOL_PATTERN={company}/{agent}-{lead_number}-{uniqueid}.{ext}"))
+    }
+
+    /// The unit keeps what callrec creates away from other local users.
+    @Test func systemdUnitSetsAPrivateUMask() throws {
+        let unit = try String(contentsOfFile: Paths.root + "/deploy/systemd/callrec.service", encoding: .utf8)
+        #expect(unit.split(separator: "\n").contains("UMask=0027"))
     }
 }

@@ -1,0 +1,72 @@
+import CallrecTestSupport
+import Foundation
+import Testing
+
+/// What `serve` says when it starts and stops, in the situations operators meet.
+@Suite(.serialized)
+struct ServeStartupTests {
+    /// A second `serve` on a busy port fails at once with one line naming the address and
+    /// `--port`, before its watcher has taken anything from its spool.
+    @Test func aBusyPortFailsBeforeTheWatcherStarts() throws {
+        let dir = TempDir()
+        let first = try ServeProcess(data: dir.file("data1"), spool: dir.file("spool1"), log: dir.file("serve1.log"))
+        defer { first.stop() }
+        let spool = dir.file("spool2")
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        let waiting = spool + "/1732467600.42.wav"
+        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: waiting)
+        let r = try callrecCLI(
+            ["serve", "--data", dir.file("data2"), "--spool", spool, "--port", "\(first.port)"],
+            env: ["CALLREC_SCAN_AGE": "0", "CALLREC_SETTLE_MS": "0", "CALLREC_LOG_LEVEL": "critical"])
+        #expect(r.status != 0)
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.err)")
+        #expect(r.err.hasPrefix("callrec: ") && r.err.contains("127.0.0.1:\(first.port)") && r.err.contains("--port"), "\(r.err)")
+        #expect(FileManager.default.fileExists(atPath: waiting), "the watcher ran")
+    }
+
+    /// SIGTERM: the log says it is stopping, how many ingests are finishing, and that it stopped.
+    @Test func shutdownIsLogged() throws {
+        let dir = TempDir()
+        let serve = try ServeProcess(data: dir.file("data"), spool: dir.file("spool"), log: dir.file("serve.log"))
+        #expect(serve.stop(SIGTERM) == 0)
+        let log = serve.text()
+        #expect(log.contains("stopping (0 ingests finishing)"), "\(log)")
+        #expect(log.contains("stopped"))
+        let stopping = try #require(log.range(of: "stopping ("))
+        #expect(log.range(of: "stopped", range: stopping.upperBound..<log.endIndex) != nil)
+    }
+
+    /// A spool callrec cannot remove files from (Asterisk's user owns it): said at start-up,
+    /// naming the folder and the fix. Run as `nobody`, so it needs root to set up.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
+    func aSpoolCallrecCannotEmptyIsReported() throws {
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let data = dir.file("data"), spool = dir.file("spool")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        chown(data, 65534, 65534)
+        chmod(spool, 0o755)  // root's: nobody may read it, not remove from it
+        let log = dir.file("serve.log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Paths.binary, "serve", "--data", data, "--spool", spool, "--port", "0"]
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = data
+        p.environment = env
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardError = h
+        p.standardOutput = h
+        try p.run()
+        let text = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, p.isRunning, !text().contains("listening on") { Thread.sleep(forTimeInterval: 0.1) }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let out = text()
+        #expect(out.contains("cannot remove files from the spool \(spool)"), "\(out)")
+        #expect(out.contains("ASTERISK_UID") && out.contains("writable"))
+    }
+}
