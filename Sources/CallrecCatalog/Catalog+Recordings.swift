@@ -41,7 +41,9 @@ extension Catalog {
     /// values, whatever their origin (the spool path, an earlier PUT, the audio's tags).
     @discardableResult
     public func setMetadata(_ uniqueid: String, _ m: Metadata, now: Date = Date()) throws -> Metadata {
-        try pool.write { db in try Self.setMetadata(db, uniqueid, MetadataPatch(m), now: now, check: { _ in }, audit: nil).metadata }
+        let merged = try pool.write { db in try Self.setMetadata(db, uniqueid, MetadataPatch(m), now: now, check: { _ in }, audit: nil).metadata }
+        changes.notify([uniqueid])
+        return merged
     }
 
     /// Applies a patch in one transaction: `check` sees the call's current metadata (the

@@ -25,7 +25,7 @@ public struct Exporter: Sendable {
     public func export(_ query: ListQuery, to out: String, now: Date = Date(), progress: (Int, Int) -> Void = { _, _ in }) throws -> ExportSummary {
         let total = try catalog.count(query)
         let temp = Transcoder.temporaryPath(for: out)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw ExportError("cannot create \(out): \(String(cString: strerror(errno)))") }
         // The manifests grow with the export: they are spooled to files beside it, not kept in memory.
         let csvPath = temp + ".csv", jsonPath = temp + ".json"

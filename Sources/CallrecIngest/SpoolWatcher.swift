@@ -35,7 +35,7 @@ public struct WatcherOptions: Sendable {
 /// uniqueid are never ingested at once (the later one is appended to the earlier).
 public final class SpoolWatcher: @unchecked Sendable {
     public let spool: String
-    let ingestor: Ingestor
+    public let ingestor: Ingestor
     let options: WatcherOptions
     let logger: Logger
     /// Called after each ingest (tests and metrics).

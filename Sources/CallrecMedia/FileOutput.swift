@@ -8,10 +8,10 @@ final class FileOutput {
     private(set) var offset = 0
     private static let bufferSize = 1 << 16
 
-    /// Creates `path`, which must not exist (`O_EXCL`), mode 0644.
+    /// Creates `path`, which must not exist (`O_EXCL`), mode 0640 (recordings are personal data).
     init(creating path: String) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw MediaError.posix("cannot create", path) }
         buffer.reserveCapacity(Self.bufferSize)
     }

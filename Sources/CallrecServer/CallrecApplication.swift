@@ -44,6 +44,7 @@ public enum CallrecApplication {
         ComplianceRoutes(service: service, auth: auth, zone: settings.timeZone).register(on: router)
         let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
         ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone).register(on: router)
+        QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor).register(on: router)
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.

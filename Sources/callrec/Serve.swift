@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
         // Run Swift Concurrency's jobs on NIO's event loops: a request's handler then runs on the
         // thread that owns its socket instead of hopping to the global pool and back (measured in
         // scripts/bench-serve). Blocking work (transcoding, exports, purges, audit flushes) runs on
-        // its own threads, and catalog writes in tasks on NIO's blocking pool (`offLoop`).
+        // its own threads, and catalog calls on GRDB's own queues (`RecordingService`).
         let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         var settings = try common.loadSettings()
         if let spool { settings.spool = spool }
@@ -60,12 +60,14 @@ struct Serve: AsyncParsableCommand {
         let app = CallrecApplication.make(
             settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, webhooks: webhooks,
             onServerRunning: { port in
+                // A uniqueid of today: the try-it recording is not removed by tonight's purge.
+                let example = "\(Int(Date().timeIntervalSince1970)).42"
                 logger.notice("callrec is serving", metadata: ["url": "http://\(host):\(port)", "spool": "\(spoolRoot)", "data": "\(data)"])
                 if stderrIsTerminal {
                     FileHandle.standardError.write(Data("""
                         callrec is listening on http://\(host):\(port) — try: curl http://\(host):\(port)/healthz
-                        Drop a MixMonitor recording (e.g. cp Fixtures/audio/speech.wav \(spoolRoot)/1732467600.42.wav),
-                        then: callrec show 1732467600.42 --data \(data)
+                        Drop a MixMonitor recording (e.g. cp Fixtures/audio/speech.wav \(spoolRoot)/\(example).wav),
+                        then: callrec show \(example) --data \(data)
 
                         """.utf8))
                 }

@@ -140,6 +140,6 @@ struct SpoolWatcherTests {
         for (i, wr) in writers.enumerated() {
             #expect(try b.catalog.recording("1732467700.\(i)")?.samples == wr.samplesWritten)
         }
-        #expect(try eventually { (try? FileManager.default.contentsOfDirectory(atPath: b.spool))?.isEmpty == true })
+        #expect(eventually { (try? FileManager.default.contentsOfDirectory(atPath: b.spool))?.isEmpty == true })
     }
 }

@@ -49,7 +49,7 @@ struct ServeStartupTests {
         chown(data, 65534, 65534)
         chmod(spool, 0o755)  // root's: nobody may read it, not remove from it
         let log = dir.file("serve.log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Paths.binary, "serve", "--data", data, "--spool", spool, "--port", "0"]
