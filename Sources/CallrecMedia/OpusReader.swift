@@ -23,7 +23,7 @@ final class OpusReader: PCMReader {
     private(set) var channels = 1
     private let fd: Int32
     private let path: String
-    private var sync = ogg_sync_state()
+    private let pages: OggPageReader
     private var stream = ogg_stream_state()
     private var streamReady = false
     private var decoder: OpaquePointer?
@@ -43,9 +43,10 @@ final class OpusReader: PCMReader {
         }
         self.sampleRate = rate
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
-        ogg_sync_init(&sync)
+        self.fd = fd
+        pages = OggPageReader(fd: fd, path: path)
         // Read the headers now, so that channels and rates are known.
         while packetIndex < 2 && !atEnd { try pump() }
         guard decoder != nil, packetIndex >= 2 else {
@@ -56,7 +57,6 @@ final class OpusReader: PCMReader {
     deinit {
         if let decoder { opus_decoder_destroy(decoder) }
         if streamReady { ogg_stream_clear(&stream) }
-        ogg_sync_clear(&sync)
         close(fd)
     }
 
@@ -75,15 +75,9 @@ final class OpusReader: PCMReader {
     /// Reads one more page (or the file's end) and decodes its packets into `pending`.
     private func pump() throws {
         var page = ogg_page()
-        while ogg_sync_pageout(&sync, &page) != 1 {
-            guard let buf = ogg_sync_buffer(&sync, 1 << 16) else { throw MediaError(.io, "out of memory") }
-            let n = Foundation.read(fd, buf, 1 << 16)
-            if n < 0 { throw MediaError.posix("cannot read", path) }
-            if n == 0 {
-                atEnd = true
-                return
-            }
-            ogg_sync_wrote(&sync, n)
+        guard try pages.next(&page) != nil else {
+            atEnd = true
+            return
         }
         if !streamReady {
             ogg_stream_init(&stream, ogg_page_serialno(&page))
@@ -98,14 +92,12 @@ final class OpusReader: PCMReader {
             defer { packetIndex += 1 }
             let data = UnsafeBufferPointer(start: packet.packet, count: packet.bytes)
             if packetIndex == 0 {
-                guard data.count >= 19, Array(data[0..<8]) == Array("OpusHead".utf8) else {
-                    throw MediaError(.corrupt, "\(path) is not an Ogg Opus file")
-                }
-                channels = Int(data[9])
-                guard channels == 1 || channels == 2, data[18] == 0 else { throw MediaError(.unsupported, "\(path): channel mapping") }
-                preSkip48 = Int(data[10]) | Int(data[11]) << 8
+                guard let head = OpusHead(data) else { throw MediaError(.corrupt, "\(path) is not an Ogg Opus file") }
+                guard head.isSupported else { throw MediaError(.unsupported, "\(path): channel mapping") }
+                channels = head.channels
+                preSkip48 = head.preSkip
                 preSkipLeft = preSkip48 * sampleRate / 48000
-                inputSampleRate = Int(data[12]) | Int(data[13]) << 8 | Int(data[14]) << 16 | Int(data[15]) << 24
+                inputSampleRate = head.inputSampleRate
                 var err: Int32 = 0
                 decoder = opus_decoder_create(Int32(sampleRate), Int32(channels), &err)
                 guard err == OPUS_OK else { throw MediaError(.encoder, "opus_decoder_create failed") }

@@ -34,16 +34,13 @@ public enum OpusVerifier {
         defer { close(fd) }
         func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
 
-        var sync = ogg_sync_state()
-        ogg_sync_init(&sync)
-        defer { ogg_sync_clear(&sync) }
         var stream = ogg_stream_state()
         var streamSerial: Int32?
         defer { if streamSerial != nil { ogg_stream_clear(&stream) } }
 
         var hasher = SHA256()
-        var bytes = 0
-        var head: (channels: Int, preSkip: Int, rate: Int)?
+        let pages = OggPageReader(fd: fd, path: path) { hasher.update(bufferPointer: $0) }
+        var head: OpusHead?
         var tags: [String: String] = [:]
         var shas: [String] = []
         var vendor = ""
@@ -56,76 +53,60 @@ public enum OpusVerifier {
         var sawEOS = false
         var lastPageSamples = 0
 
-        while true {
-            guard let buf = ogg_sync_buffer(&sync, 1 << 16) else { throw fail("out of memory") }
-            let n = read(fd, buf, 1 << 16)
-            if n < 0 { throw MediaError.posix("cannot read", path) }
-            if n > 0 {
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: n))
-                bytes += n
+        var page = ogg_page()
+        while let (offset, _) = try pages.next(&page) {
+            if pages.skipped > 0 { throw fail("damaged Ogg page (lost sync) before byte \(offset)") }
+            if sawEOS { throw fail("data after the end of the stream") }
+            let serial = ogg_page_serialno(&page)
+            if streamSerial == nil {
+                guard ogg_page_bos(&page) != 0 else { throw fail("first page is not a beginning of stream") }
+                ogg_stream_init(&stream, serial)
+                streamSerial = serial
+            } else if serial != streamSerial {
+                throw fail("more than one logical stream")
             }
-            ogg_sync_wrote(&sync, n)
-            var page = ogg_page()
+            guard ogg_stream_pagein(&stream, &page) == 0 else { throw fail("page rejected by libogg") }
+            var pageSamples = 0
+            var packet = ogg_packet()
             while true {
-                let r = ogg_sync_pageout(&sync, &page)
-                if r == 0 { break }
-                if r < 0 { throw fail("damaged Ogg page (lost sync) at byte \(bytes)") }
-                if sawEOS { throw fail("data after the end of the stream") }
-                let serial = ogg_page_serialno(&page)
-                if streamSerial == nil {
-                    guard ogg_page_bos(&page) != 0 else { throw fail("first page is not a beginning of stream") }
-                    ogg_stream_init(&stream, serial)
-                    streamSerial = serial
-                } else if serial != streamSerial {
-                    throw fail("more than one logical stream")
-                }
-                guard ogg_stream_pagein(&stream, &page) == 0 else { throw fail("page rejected by libogg") }
-                var pageSamples = 0
-                var packet = ogg_packet()
-                while true {
-                    let pr = ogg_stream_packetout(&stream, &packet)
-                    if pr == 0 { break }
-                    if pr < 0 { throw fail("missing or damaged page before packet \(packetIndex)") }
-                    let data = UnsafeBufferPointer(start: packet.packet, count: packet.bytes)
-                    switch packetIndex {
-                    case 0:
-                        guard data.count >= 19, Array(data[0..<8]) == Array("OpusHead".utf8), data[8] == 1 else {
-                            throw fail("first packet is not an OpusHead")
-                        }
-                        let channels = Int(data[9])
-                        let preSkip = Int(data[10]) | Int(data[11]) << 8
-                        let rate = Int(data[12]) | Int(data[13]) << 8 | Int(data[14]) << 16 | Int(data[15]) << 24
-                        guard data[18] == 0, channels == 1 || channels == 2 else { throw fail("unsupported channel mapping") }
-                        head = (channels, preSkip, rate)
-                        var err: Int32 = 0
-                        decoder = opus_decoder_create(Int32(decodeRate), Int32(channels), &err)
-                        guard err == OPUS_OK, decoder != nil else { throw fail("opus_decoder_create failed") }
-                    case 1:
-                        (vendor, tags, shas) = try parseTags(data, fail: fail)
-                    default:
-                        let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
-                        guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
-                        let got = pcm.withUnsafeMutableBufferPointer {
-                            opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
-                        }
-                        guard got > 0 else {
-                            throw fail("packet \(packetIndex) does not decode: \(String(cString: opus_strerror(got)))")
-                        }
-                        packetSamples48 += n48
-                        pageSamples += n48
+                let pr = ogg_stream_packetout(&stream, &packet)
+                if pr == 0 { break }
+                if pr < 0 { throw fail("missing or damaged page before packet \(packetIndex)") }
+                let data = UnsafeBufferPointer(start: packet.packet, count: packet.bytes)
+                switch packetIndex {
+                case 0:
+                    guard let h = OpusHead(data), h.version == 1 else { throw fail("first packet is not an OpusHead") }
+                    guard h.isSupported else { throw fail("unsupported channel mapping") }
+                    head = h
+                    var err: Int32 = 0
+                    decoder = opus_decoder_create(Int32(decodeRate), Int32(h.channels), &err)
+                    guard err == OPUS_OK, decoder != nil else { throw fail("opus_decoder_create failed") }
+                case 1:
+                    (vendor, tags, shas) = try parseTags(data, fail: fail)
+                default:
+                    let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
+                    guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
+                    let got = pcm.withUnsafeMutableBufferPointer {
+                        opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
                     }
-                    packetIndex += 1
+                    guard got > 0 else {
+                        throw fail("packet \(packetIndex) does not decode: \(String(cString: opus_strerror(got)))")
+                    }
+                    packetSamples48 += n48
+                    pageSamples += n48
                 }
-                let granule = ogg_page_granulepos(&page)
-                if packetIndex > 2 && granule >= 0 {
-                    if granule < lastGranule { throw fail("granule positions go backwards") }
-                    lastGranule = granule
-                }
-                if pageSamples > 0 { lastPageSamples = pageSamples }
-                if ogg_page_eos(&page) != 0 { sawEOS = true }
+                packetIndex += 1
             }
-            if n == 0 { break }
+            let granule = ogg_page_granulepos(&page)
+            if packetIndex > 2 && granule >= 0 {
+                if granule < lastGranule { throw fail("granule positions go backwards") }
+                lastGranule = granule
+            }
+            if pageSamples > 0 { lastPageSamples = pageSamples }
+            if ogg_page_eos(&page) != 0 { sawEOS = true }
         }
+        if pages.skipped > 0 { throw fail("damaged Ogg page (lost sync) at the end") }
+        let bytes = pages.bytesRead
         guard let head else { throw fail(bytes == 0 ? "empty file" : "not an Ogg Opus file") }
         guard packetIndex >= 2 else { throw fail("no OpusTags") }
         guard sawEOS else { throw fail("stream does not end (no end-of-stream page)") }
@@ -136,7 +117,7 @@ public enum OpusVerifier {
         else { throw fail("final granule position \(lastGranule) does not match \(packetSamples48) samples of packets") }
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         return OpusFileInfo(
-            bytes: bytes, sha256: digest, channels: head.channels, inputSampleRate: head.rate,
+            bytes: bytes, sha256: digest, channels: head.channels, inputSampleRate: head.inputSampleRate,
             preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, sourceSHA256s: shas, vendor: vendor)
     }
 

@@ -25,51 +25,37 @@ public final class WavView: @unchecked Sendable {
 
     public var contentLength: Int { Self.headerSize + samples * 2 * channels }
 
-    /// Indexes the pages of an Ogg Opus file (one sequential read of its page headers).
+    /// Indexes the pages of an Ogg Opus file (one sequential read through `OggPageReader`).
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
         defer { close(fd) }
-        var st = stat()
-        fstat(fd, &st)
-        let size = Int(st.st_size)
-        var offset = 0
-        var header = [UInt8](repeating: 0, count: 27 + 255)
+        let reader = OggPageReader(fd: fd, path: path)
         var found: [Page] = []
-        var head: [UInt8] = []
+        var head: OpusHead?
         var serial: Int32 = 0
         var pageIndex = 0
-        while offset + 27 <= size {
-            let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 27 + 255, off_t(offset)) }
-            guard n >= 27, header[0] == 0x4F, header[1] == 0x67, header[2] == 0x67, header[3] == 0x53 else {
-                throw MediaError(.corrupt, "\(path): not an Ogg page at byte \(offset)")
-            }
-            let segments = Int(header[26])
-            guard n >= 27 + segments else { throw MediaError(.corrupt, "\(path): truncated page") }
-            let body = header[27..<27 + segments].reduce(0) { $0 + Int($1) }
-            let length = 27 + segments + body
-            var granule: Int64 = 0
-            for i in 0..<8 { granule |= Int64(header[6 + i]) << (8 * Int64(i)) }
+        var og = ogg_page()
+        while let (offset, length) = try reader.next(&og) {
+            guard reader.skipped == 0 else { throw MediaError(.corrupt, "\(path): not an Ogg page before byte \(offset)") }
+            var granule = ogg_page_granulepos(&og)
             if pageIndex == 0 {
-                serial = Int32(bitPattern: UInt32(header[14]) | UInt32(header[15]) << 8 | UInt32(header[16]) << 16 | UInt32(header[17]) << 24)
-                head = [UInt8](repeating: 0, count: body)
-                _ = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, body, off_t(offset + 27 + segments)) }
+                serial = ogg_page_serialno(&og)
+                head = OpusHead(UnsafeBufferPointer(start: og.body, count: og.body_len))  // alone on its page (RFC 7845 §3)
             } else {
                 // -1: no packet ends on this page; it ends where the previous one did.
                 if granule < 0 { granule = found.last?.granule ?? 0 }
-                found.append(Page(offset: offset, length: length, granule: granule, continued: header[5] & 1 != 0))
+                found.append(Page(offset: offset, length: length, granule: granule, continued: ogg_page_continued(&og) != 0))
             }
-            offset += length
             pageIndex += 1
         }
-        guard head.count >= 19, Array(head[0..<8]) == Array("OpusHead".utf8) else { throw MediaError(.corrupt, "\(path): no OpusHead") }
+        guard let head else { throw MediaError(.corrupt, "\(path): no OpusHead") }
         // OpusTags (one page or several) has granule 0 and no audio: drop it from the front.
         while let first = found.first, first.granule == 0 { found.removeFirst() }
-        channels = Int(head[9])
-        preSkip48 = Int(head[10]) | Int(head[11]) << 8
-        let inputRate = Int(head[12]) | Int(head[13]) << 8 | Int(head[14]) << 16 | Int(head[15]) << 24
-        sampleRate = Transcoder.encoderRate(for: inputRate)
+        channels = head.channels
+        preSkip48 = head.preSkip
+        sampleRate = Transcoder.encoderRate(for: head.inputSampleRate)
         guard let last = found.last else { throw MediaError(.corrupt, "\(path): no audio pages") }
         samples = max(0, Int(last.granule) - preSkip48) * sampleRate / 48000
         pages = found
