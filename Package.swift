@@ -35,28 +35,30 @@ let package = Package(
         .systemLibrary(name: "COpusFile", pkgConfig: "opusfile", providers: [.apt(["libopusfile-dev"])]),
         .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
 
+        // Threads, durable file operations, hex and base64url: what every module leans on.
+        .target(name: "CallrecSupport"),
         .target(
             name: "CallrecMedia",
             dependencies: [
-                "CSndFile", "COpus", "COgg", "COpusFile", "CSampleRate",
+                "CallrecSupport", "CSndFile", "COpus", "COgg", "COpusFile", "CSampleRate",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
             name: "CallrecCatalog",
             dependencies: [
-                "CallrecMedia",
+                "CallrecSupport", "CallrecMedia",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
             name: "CallrecCompliance",
-            dependencies: ["CallrecMedia", "CallrecCatalog", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CallrecSupport", "CallrecMedia", "CallrecCatalog", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "CallrecIngest",
             dependencies: [
-                "CallrecMedia", "CallrecCatalog",
+                "CallrecSupport", "CallrecMedia", "CallrecCatalog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -65,7 +67,7 @@ let package = Package(
         .target(
             name: "CallrecServer",
             dependencies: [
-                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecCompliance",
+                "CallrecSupport", "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecCompliance",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -95,10 +97,11 @@ let package = Package(
         .executableTarget(
             name: "callrec-bench",
             dependencies: [
-                "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
+                "CallrecSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
@@ -113,7 +116,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecIngestTests", dependencies: ["CallrecIngest", "CallrecCatalog", "CallrecSupport", "CallrecTestSupport"]),
         // End to end: the built `callrec` binary, a real spool, a real server on loopback.
         .testTarget(
             name: "CallrecTests",

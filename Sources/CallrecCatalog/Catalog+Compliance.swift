@@ -37,7 +37,7 @@ extension Catalog {
     /// Appends entries in one transaction, through one cached statement: the record encoder and a
     /// statement built per row were 9% of serving signed ranges, where every request is audited.
     public func audit(_ entries: [AuditEntry]) throws {
-        try pool.write { db in
+        try writing { db in
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO audit (at, actor, role, company, action, uniqueid, detail, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             for e in entries {
@@ -46,8 +46,15 @@ extension Catalog {
         }
     }
 
+    /// `audit(_:)` on GRDB's writer queue.
+    public func appendAudit(_ entries: [AuditEntry]) async throws {
+        try await pool.write { db in
+            for var e in entries { try e.insert(db) }
+        }
+    }
+
     public func auditLog(from: Date?, to: Date?, limit: Int = 100_000) throws -> [AuditEntry] {
-        try pool.read { db in
+        try reading { db in
             var q = AuditEntry.all()
             if let from { q = q.filter(Column("at") >= Int64(from.timeIntervalSince1970.rounded(.up))) }
             if let to { q = q.filter(Column("at") < Int64(to.timeIntervalSince1970.rounded(.up))) }
@@ -58,7 +65,7 @@ extension Catalog {
     /// Puts a recording under legal hold (or releases it), with the audit entry, in one transaction.
     @discardableResult
     public func setHold(_ uniqueid: String, on: Bool, reason: String?, audit: AuditEntry) throws -> RecordingRow {
-        let row = try pool.write { db in try Self.setHold(db, uniqueid, on: on, reason: reason, audit: audit, visible: { _ in true }) }
+        let row = try writing { db in try Self.setHold(db, uniqueid, on: on, reason: reason, audit: audit, visible: { _ in true }) }
         changes.notify([uniqueid])
         return row
     }
@@ -93,7 +100,7 @@ extension Catalog {
     /// transaction; returns the row so the caller removes its audio file next. A crash in between
     /// leaves a file whose tombstone tells recovery to finish the removal.
     public func delete(_ uniqueid: String, reason: String, audit: AuditEntry) throws -> RecordingRow {
-        let row = try pool.write { db in try self.deleteRow(db, uniqueid, reason: reason, audit: audit, visible: { _ in true }) }
+        let row = try writing { db in try self.deleteRow(db, uniqueid, reason: reason, audit: audit, visible: { _ in true }) }
         changes.notify([uniqueid])
         return row
     }
@@ -124,7 +131,7 @@ extension Catalog {
 
     /// The tombstone of a removed recording: the SHA-256 of the audio that was removed.
     public func tombstone(_ uniqueid: String) throws -> String? {
-        try pool.read { try String.fetchOne($0, sql: "SELECT opus_sha256 FROM tombstone WHERE uniqueid = ?", arguments: [uniqueid]) }
+        try reading { try String.fetchOne($0, sql: "SELECT opus_sha256 FROM tombstone WHERE uniqueid = ?", arguments: [uniqueid]) }
     }
 }
 
@@ -132,7 +139,7 @@ extension Catalog {
     /// Puts every recording matching `query` (company, lead number, time range) under legal hold,
     /// in one transaction with one audit entry each. Returns the uniqueids newly held.
     public func hold(matching query: ListQuery, reason: String, actor: String, role: String?, client: String?, now: Date) throws -> [String] {
-        let held = try pool.write { db in try Self.hold(db, query, reason: reason, actor: actor, role: role, client: client, now: now) }
+        let held = try writing { db in try Self.hold(db, query, reason: reason, actor: actor, role: role, client: client, now: now) }
         changes.notify(held)
         return held
     }

@@ -1,6 +1,7 @@
 import CallrecMedia
 import Foundation
 import GRDB
+import CallrecSupport
 
 /// The webhook outbox. Events are written inside the transaction of the change they report
 /// (contract: at-least-once, in order per recording, kept across restarts); delivering them is
@@ -15,7 +16,7 @@ extension Catalog {
     /// `{"id": "evt_…", "type": …, "created_at": …, <key>: <object>}`, inserted with `db`.
     func recordEvent(_ db: Database, type: EventType, uniqueid: String?, key: String, object: [String: Any], now: Date) throws {
         guard recordsEvents else { return }
-        let id = "evt_" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let id = "evt_" + randomHex(bytes: 12)
         let event: [String: Any] = ["id": id, "type": type.rawValue, "created_at": RecordingTags.iso(now), key: object]
         let body = try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])
         try db.execute(
@@ -43,7 +44,7 @@ extension Catalog {
     }
 
     public func outbox(limit: Int = 1000) throws -> [OutboxEvent] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(db, sql: "SELECT seq, id, type, uniqueid, body, attempts, delivered_at FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map {
                 OutboxEvent(seq: $0[0], id: $0[1], type: $0[2], uniqueid: $0[3], body: $0[4], attempts: $0[5], delivered: ($0[6] as Int64?) != nil)
             }
@@ -57,7 +58,7 @@ extension Catalog {
     /// until the earlier one is delivered, through all its retries). So at most one event of a
     /// recording is ever returned; events without a recording (`export.completed`) are unordered.
     public func dueEvents(now: Date, limit: Int = 50) throws -> [OutboxEvent] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(db, sql: """
                 SELECT seq, id, type, uniqueid, body, attempts, delivered_at FROM outbox AS o
                 WHERE delivered_at IS NULL AND next_attempt_at <= ?
@@ -82,7 +83,7 @@ extension Catalog {
     /// deliveries instead of one each): `delivered` are done; `failed` are retried at `retryAt`.
     public func settle(delivered: [Int64], failed: [(seq: Int64, error: String, retryAt: Date)], now: Date) throws {
         guard !delivered.isEmpty || !failed.isEmpty else { return }
-        try pool.write { db in
+        try writing { db in
             let done = try db.makeStatement(sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?")
             for seq in delivered { try done.execute(arguments: [Int64(now.timeIntervalSince1970), seq]) }
             let retry = try db.makeStatement(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?")
@@ -94,7 +95,7 @@ extension Catalog {
 
     /// Undelivered events: (pending, of which failing at least once), and their details.
     public func undeliveredEvents() throws -> [(id: String, type: String, uniqueid: String?, attempts: Int, nextAttemptAt: Int64, lastError: String?)] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(db, sql: "SELECT id, type, uniqueid, attempts, next_attempt_at, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY seq").map {
                 (id: $0[0], type: $0[1], uniqueid: $0[2], attempts: $0[3], nextAttemptAt: $0[4], lastError: $0[5])
             }
@@ -103,9 +104,9 @@ extension Catalog {
 
     /// Forgets delivered events older than `cutoff`.
     public func pruneDelivered(before cutoff: Date) throws {
-        let n = try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0 }
+        let n = try reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0 }
         guard n > 0 else { return }
-        try pool.write { try $0.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) }
+        try writing { try $0.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) }
     }
 }
 

@@ -5,7 +5,7 @@ extension Catalog {
     /// One recording by uniqueid, through a cached prepared statement (compiling the query each
     /// time was 14% of serving an audio range, measured with perf).
     public func recording(_ uniqueid: String) throws -> RecordingRow? {
-        try pool.read { try Self.recording($0, uniqueid) }
+        try reading { try Self.recording($0, uniqueid) }
     }
 
     /// `recording(_:)` on GRDB's reader queue, never on the caller's thread (an event loop, for the server).
@@ -28,20 +28,20 @@ extension Catalog {
     }
 
     public func parts(of uniqueid: String) throws -> [SourcePartRow] {
-        try pool.read {
+        try reading {
             try SourcePartRow.filter(Column("uniqueid") == uniqueid).order(Column("part")).fetchAll($0)
         }
     }
 
     public func metadata(for uniqueid: String) throws -> Metadata? {
-        try pool.read { try MetadataRow.fetchOne($0, key: uniqueid)?.metadata }
+        try reading { try MetadataRow.fetchOne($0, key: uniqueid)?.metadata }
     }
 
     /// Records metadata for a call, before or after its audio; fields left nil keep their current
     /// values, whatever their origin (the spool path, an earlier PUT, the audio's tags).
     @discardableResult
     public func setMetadata(_ uniqueid: String, _ m: Metadata, now: Date = Date()) throws -> Metadata {
-        let merged = try pool.write { db in try Self.setMetadata(db, uniqueid, MetadataPatch(m), now: now, check: { _ in }, audit: nil).metadata }
+        let merged = try writing { db in try Self.setMetadata(db, uniqueid, MetadataPatch(m), now: now, check: { _ in }, audit: nil).metadata }
         changes.notify([uniqueid])
         return merged
     }
@@ -83,7 +83,7 @@ extension Catalog {
     /// Commits an ingested (or re-made, after an append) recording in one transaction: its row,
     /// its source parts and its waveform. A legal hold and the first ingest time survive.
     public func commit(recording: RecordingRow, parts: [SourcePartRow], waveform: Data) throws {
-        try pool.write { db in
+        try writing { db in
             var row = recording
             if let old = try RecordingRow.fetchOne(db, key: row.uniqueid) {
                 row.legalHold = old.legalHold
@@ -104,15 +104,15 @@ extension Catalog {
 
     public func quarantine(_ row: QuarantineRow) throws {
         var row = row
-        try pool.write { try row.insert($0) }
+        try writing { try row.insert($0) }
     }
 
     public func quarantined() throws -> [QuarantineRow] {
-        try pool.read { try QuarantineRow.order(Column("id")).fetchAll($0) }
+        try reading { try QuarantineRow.order(Column("id")).fetchAll($0) }
     }
 
     public func waveform(_ uniqueid: String) throws -> Data? {
-        try pool.read { try WaveformRow.fetchOne($0, key: uniqueid)?.json }
+        try reading { try WaveformRow.fetchOne($0, key: uniqueid)?.json }
     }
 
     public func waveform(_ uniqueid: String) async throws -> Data? {
@@ -120,7 +120,7 @@ extension Catalog {
     }
 
     public func count() throws -> Int {
-        try pool.read { try RecordingRow.fetchCount($0) }
+        try reading { try RecordingRow.fetchCount($0) }
     }
 
     public func count() async throws -> Int {
@@ -129,7 +129,7 @@ extension Catalog {
 
     /// Every recording's uniqueid and audio path (for start-up recovery and verify).
     public func allAudioPaths() throws -> [String: String] {
-        try pool.read { db in
+        try reading { db in
             var out: [String: String] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT uniqueid, opus_path FROM recording")
             while let r = try rows.next() { out[r[0]] = r[1] }
@@ -169,7 +169,7 @@ extension Catalog {
     public static let maxPageSize = 1000
 
     public func list(_ q: ListQuery) throws -> Page {
-        try pool.read { try Self.list($0, q) }
+        try reading { try Self.list($0, q) }
     }
 
     /// A page, turned into `T` on GRDB's reader queue (the server encodes its JSON there, so a
@@ -197,7 +197,7 @@ extension Catalog {
     /// How many recordings a query matches (its cursor and limit aside).
     public func count(_ q: ListQuery) throws -> Int {
         let (sql, args) = Self.filters(q, select: "COUNT(*)")
-        return try pool.read { try Int.fetchOne($0, sql: sql, arguments: StatementArguments(args)) ?? 0 }
+        return try reading { try Int.fetchOne($0, sql: sql, arguments: StatementArguments(args)) ?? 0 }
     }
 
     /// How many recordings a query matches and their stored bytes (to size an export).

@@ -18,7 +18,7 @@ public struct RemovalReport: Codable, Sendable, Equatable {
 
 extension Catalog {
     public func setRetention(company: String, days: Int?) throws {
-        try pool.write { db in
+        try writing { db in
             if let days {
                 try db.execute(sql: "INSERT OR REPLACE INTO retention (company, days) VALUES (?, ?)", arguments: [company, days])
             } else {
@@ -28,7 +28,7 @@ extension Catalog {
     }
 
     public func retentionOverrides() throws -> [String: Int] {
-        try pool.read { try Self.retentionOverrides($0, company: nil) }
+        try reading { try Self.retentionOverrides($0, company: nil) }
     }
 
     /// The overrides, or only `company`'s when given (a company-scoped token sees its own only).
@@ -58,7 +58,7 @@ extension Catalog {
     /// Recordings whose retention has ended at `now` (started before now − days of their company,
     /// else `defaultDays`), not under hold, oldest first, at most `limit`.
     public func expired(now: Date, defaultDays: Int, limit: Int) throws -> [RecordingRow] {
-        try pool.read { db in
+        try reading { db in
             try RecordingRow.fetchAll(db, sql: """
                 SELECT recording.* FROM recording LEFT JOIN retention ON retention.company = recording.company
                 WHERE legal_hold = 0 AND started_at < ? - 86400 * COALESCE(retention.days, ?)
@@ -69,7 +69,7 @@ extension Catalog {
 
     /// Recordings held past their retention (reported by purge, never removed).
     public func heldPastRetention(now: Date, defaultDays: Int) throws -> [String] {
-        try pool.read { db in
+        try reading { db in
             try String.fetchAll(db, sql: """
                 SELECT recording.uniqueid FROM recording LEFT JOIN retention ON retention.company = recording.company
                 WHERE legal_hold = 1 AND started_at < ? - 86400 * COALESCE(retention.days, ?) ORDER BY started_at
@@ -84,7 +84,7 @@ extension Catalog {
     /// those recordings, sent or not, including the `recording.deleted` it writes.
     public func remove(_ rows: [RecordingRow], reason: String, actor: String, now: Date) throws -> [RecordingRow] {
         let erasing = reason == "erasure"
-        let removed = try pool.write { db -> [RecordingRow] in
+        let removed = try writing { db -> [RecordingRow] in
             var removed: [RecordingRow] = []
             for row in rows {
                 guard let current = try RecordingRow.fetchOne(db, key: row.uniqueid), !current.legalHold else { continue }
@@ -117,12 +117,12 @@ extension Catalog {
     /// erased data are gone from the WAL too (with `secure_delete`, from the file's free pages).
     /// Best effort: a reader holding an old snapshot keeps the WAL until the next checkpoint.
     public func checkpoint() throws {
-        try pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try writingWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// Every recording of a lead number, held or not.
     public func recordings(leadNumber: String, company: String? = nil) throws -> [RecordingRow] {
-        try pool.read { db in
+        try reading { db in
             var q = RecordingRow.filter(Column("lead_number") == leadNumber)
             if let company { q = q.filter(Column("company") == company) }
             return try q.order(Column("started_at")).fetchAll(db)
@@ -131,7 +131,7 @@ extension Catalog {
 
     /// Forgets metadata of calls whose audio has not arrived, for a lead number (erasure).
     public func forgetPendingMetadata(leadNumber: String, company: String? = nil) throws -> Int {
-        try pool.write { db in
+        try writing { db in
             var sql = "DELETE FROM metadata WHERE lead_number = ? AND uniqueid NOT IN (SELECT uniqueid FROM recording)"
             var args: [any DatabaseValueConvertible] = [leadNumber]
             if let company {
@@ -144,14 +144,14 @@ extension Catalog {
     }
 
     public func everyRecording() throws -> [RecordingRow] {
-        try pool.read { try RecordingRow.order(Column("started_at"), Column("uniqueid")).fetchAll($0) }
+        try reading { try RecordingRow.order(Column("started_at"), Column("uniqueid")).fetchAll($0) }
     }
 }
 
 extension Catalog {
     /// Removed recordings whose file may still be on disk: (uniqueid, path, SHA-256).
     public func tombstonesWithFiles(since: Date?) throws -> [(String, String, String)] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(db, sql: "SELECT uniqueid, opus_path, opus_sha256 FROM tombstone WHERE opus_path IS NOT NULL AND at >= ?",
                              arguments: [Int64(since?.timeIntervalSince1970 ?? 0)]).map { ($0[0], $0[1], $0[2]) }
         }

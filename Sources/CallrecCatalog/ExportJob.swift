@@ -40,11 +40,11 @@ public struct ExportJob: Codable, Sendable, Equatable, FetchableRecord, Persista
 }
 
 extension Catalog {
-    public func saveJob(_ job: ExportJob) throws { try pool.write { try job.save($0) } }
+    public func saveJob(_ job: ExportJob) throws { try writing { try job.save($0) } }
 
     /// Records a finished job and, when it completed, its `export.completed` event, together.
     public func finishJob(_ job: ExportJob, download: String?) throws {
-        try pool.write { db in
+        try writing { db in
             try job.save(db)
             guard job.status == .completed else { return }
             var object = try JSONSerialization.jsonObject(with: JSONEncoder.callrec.encode(job)) as? [String: Any] ?? [:]
@@ -53,7 +53,7 @@ extension Catalog {
         }
     }
 
-    public func job(_ id: String) throws -> ExportJob? { try pool.read { try ExportJob.fetchOne($0, key: id) } }
+    public func job(_ id: String) throws -> ExportJob? { try reading { try ExportJob.fetchOne($0, key: id) } }
 
     public func job(_ id: String) async throws -> ExportJob? { try await pool.read { try ExportJob.fetchOne($0, key: id) } }
 
@@ -72,7 +72,7 @@ extension Catalog {
 
     /// The oldest queued job, marked running; jobs a crash left running are queued again first.
     public func claimJob() throws -> ExportJob? {
-        try pool.write { db in
+        try writing { db in
             guard var job = try ExportJob.filter(Column("status") == ExportJob.Status.queued.rawValue).order(Column("created_at")).fetchOne(db) else { return nil }
             job.status = .running
             try job.update(db)
@@ -81,20 +81,20 @@ extension Catalog {
     }
 
     public func requeueInterruptedJobs() throws {
-        try pool.write { try $0.execute(sql: "UPDATE export_job SET status = 'queued', done = 0 WHERE status = 'running'") }
+        try writing { try $0.execute(sql: "UPDATE export_job SET status = 'queued', done = 0 WHERE status = 'running'") }
     }
 
     public func updateProgress(_ id: String, done: Int, total: Int) throws {
-        try pool.write { try $0.execute(sql: "UPDATE export_job SET done = ?, total = ? WHERE id = ?", arguments: [done, total, id]) }
+        try writing { try $0.execute(sql: "UPDATE export_job SET done = ?, total = ? WHERE id = ?", arguments: [done, total, id]) }
     }
 
     /// Completed jobs finished before `cutoff`: their files go, the job stays as `expired`.
     public func expireJobs(before cutoff: Date) throws -> [ExportJob] {
-        let due = try pool.read { db in
+        let due = try reading { db in
             try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchCount(db)
         }
         guard due > 0 else { return [] }  // no write (and no fsync) when there is nothing to do
-        return try pool.write { db in
+        return try writing { db in
             let old = try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchAll(db)
             for var j in old {
                 j.status = .expired

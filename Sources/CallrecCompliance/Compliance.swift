@@ -6,6 +6,7 @@ import CallrecCatalog
 import CallrecMedia
 import Crypto
 import Foundation
+import CallrecSupport
 
 /// Removals in batches: one transaction per batch of rows (each with its tombstone and audit
 /// entry), then the files. Interrupted anywhere, a new run goes on where it stopped and start-up
@@ -92,7 +93,7 @@ public struct Remover: Sendable {
         _ = try catalog.forgetPendingMetadata(leadNumber: leadNumber, company: company)
         let key = try numberKey ?? Secrets.value(.audit, data: catalog.data)
         let mac = HMAC<SHA256>.authenticationCode(for: Data(leadNumber.utf8), using: SymmetricKey(data: Data(key.utf8)))
-        let digest = Data(mac).map { String(format: "%02x", $0) }.joined()
+        let digest = Array(mac).hexString
         try catalog.audit([AuditEntry(at: now, actor: actor, role: nil, company: company, action: "erasure", uniqueid: nil,
                                       detail: "lead_number hmac-sha256 \(digest): \(report.count) removed, \(report.held.count) held")])
         try? catalog.checkpoint()
@@ -134,5 +135,5 @@ public struct IntegrityChecker: Sendable {
 }
 
 extension Data {
-    var sha256Hex: String { SHA256.hash(data: self).map { String(format: "%02x", $0) }.joined() }
+    var sha256Hex: String { Array(SHA256.hash(data: self)).hexString }
 }

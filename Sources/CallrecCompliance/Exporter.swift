@@ -2,6 +2,7 @@ import CallrecCatalog
 import CallrecMedia
 import Crypto
 import Foundation
+import CallrecSupport
 
 /// What an export holds.
 public struct ExportSummary: Codable, Sendable, Equatable {
@@ -107,7 +108,7 @@ public struct Exporter: Sendable {
                 bytes += n
             }
         }
-        let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let sha = Array(hasher.finalize()).hexString
         guard sha == row.opusSHA256 else { throw ExportError("\(row.uniqueid): its audio file does not match the catalog's SHA-256 (run callrec verify)") }
         return (bytes, sha)
     }

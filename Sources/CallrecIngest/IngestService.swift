@@ -2,6 +2,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
+import CallrecSupport
 
 /// The spool watcher as a `Service` of the application's ServiceGroup: it starts with the group,
 /// and on graceful shutdown stops taking files and waits for the ingests in progress (the HTTP

@@ -1,6 +1,7 @@
 import CallrecCatalog
 import CallrecMedia
 import Foundation
+import CallrecSupport
 
 extension Ingestor {
     /// Puts a quarantined file back into the spool under the name it came with, for the watcher

@@ -3,6 +3,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import Metrics
+import CallrecSupport
 
 /// What became of one file.
 public enum IngestOutcome: Sendable, Equatable {

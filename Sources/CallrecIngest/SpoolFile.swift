@@ -1,6 +1,7 @@
 import CallrecCatalog
 import CallrecMedia
 import Foundation
+import CallrecSupport
 
 /// A spool file opened once, for everything the ingest does with it.
 ///
@@ -74,47 +75,6 @@ final class SpoolFile {
         guard unlink(path) == 0 || errno == ENOENT else { throw MediaError.posix("cannot remove", path) }
         return true
     }
-}
-
-/// rename(2) that never replaces what is at `to`: `renameat2(RENAME_NOREPLACE)` where the C
-/// library and the file system have it, else `link` + `unlink` (atomic no-replace too), else a
-/// name reserved with `O_EXCL` and renamed over (only ever our own empty placeholder).
-/// Returns 0, or the errno (`EEXIST` when `to` is taken, `EXDEV` across file systems).
-func renameNoReplace(_ from: String, _ to: String) -> Int32 {
-    if let renameat2 = NoReplace.renameat2 {
-        if renameat2(AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */) == 0 { return 0 }
-        let e = errno
-        if e != EINVAL && e != ENOSYS { return e }
-    }
-    if link(from, to) == 0 {
-        // Two names for one file now; `from` goes (if that fails the file is still in both places).
-        if unlink(from) != 0 {
-            let e = errno
-            unlink(to)
-            return e
-        }
-        return 0
-    }
-    let e = errno
-    guard e == EPERM || e == EMLINK || e == ENOTSUP else { return e }  // EPERM: fs.protected_hardlinks
-    let placeholder = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
-    guard placeholder >= 0 else { return errno }
-    close(placeholder)
-    if rename(from, to) != 0 {
-        let e = errno
-        unlink(to)
-        return e
-    }
-    return 0
-}
-
-private enum NoReplace {
-    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-    /// glibc ≥ 2.28 has it, but Swift's Glibc module does not declare it.
-    static let renameat2: RenameAt2? = {
-        guard let symbol = dlsym(nil, "renameat2") else { return nil }  // nil: RTLD_DEFAULT
-        return unsafeBitCast(symbol, to: RenameAt2.self)
-    }()
 }
 
 /// Creates `path` and its missing parents with `mode` (0750: the data is personal; the umask is

@@ -2,6 +2,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import Metrics
+import CallrecSupport
 
 /// When a spool file counts as finished.
 public struct WatcherOptions: Sendable {

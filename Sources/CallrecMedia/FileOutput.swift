@@ -49,11 +49,3 @@ final class FileOutput {
         guard fsync(fd) == 0 else { throw MediaError.posix("cannot fsync", path) }
     }
 }
-
-/// fsyncs a directory, so that a rename into it survives a power loss.
-public func syncDirectory(_ path: String) throws {
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw MediaError.posix("cannot open directory", path) }
-    defer { close(fd) }
-    guard fsync(fd) == 0 else { throw MediaError.posix("cannot fsync directory", path) }
-}

@@ -2,6 +2,7 @@ import COgg
 import COpus
 import Crypto
 import Foundation
+import CallrecSupport
 
 /// What an Ogg Opus file holds, found by decoding every packet of it.
 public struct OpusFileInfo: Sendable, Equatable {
@@ -115,7 +116,7 @@ public enum OpusVerifier {
         guard samples48 >= 0, Int(lastGranule) <= packetSamples48,
             packetSamples48 - Int(lastGranule) < max(lastPageSamples, 1)
         else { throw fail("final granule position \(lastGranule) does not match \(packetSamples48) samples of packets") }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = Array(hasher.finalize()).hexString
         return OpusFileInfo(
             bytes: bytes, sha256: digest, channels: head.channels, inputSampleRate: head.inputSampleRate,
             preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, sourceSHA256s: shas, vendor: vendor)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import CallrecSupport
 
 /// What one run of the pipeline produced.
 public struct TranscodeResult: Sendable {
@@ -181,7 +182,7 @@ public struct Transcoder: Sendable {
         }
         guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
         keep = true
-        try syncDirectory(Self.directory(of: output))
+        try syncDirectory(parentDirectory(of: output))
 
         var finalTags = tags
         finalTags.startedAt = startedAt
@@ -210,17 +211,12 @@ public struct Transcoder: Sendable {
 
     /// A hidden name beside `output`, unique to this run: `.NAME.partial-XXXXXXXX`.
     public static func temporaryPath(for output: String) -> String {
-        let dir = directory(of: output)
+        let dir = parentDirectory(of: output)
         let name = output.split(separator: "/").last.map(String.init) ?? output
         return "\(dir)/.\(name).partial-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }
 
-    public static func directoryOf(_ path: String) -> String { directory(of: path) }
-
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
+    public static func directoryOf(_ path: String) -> String { parentDirectory(of: path) }
 
     static func modificationTime(_ fd: Int32) -> Date {
         var st = stat()
@@ -253,7 +249,7 @@ public struct Transcoder: Sendable {
             offset += off_t(n)
             hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Array(hasher.finalize()).hexString
     }
 }
 

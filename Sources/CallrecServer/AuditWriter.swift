@@ -3,6 +3,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
+import CallrecSupport
 
 /// Writes audit entries in batches: every audio request is audited, and one fsynced SQLite
 /// transaction per request would cap serving at about 1,600 requests/s (measured with
@@ -44,8 +45,9 @@ public final class AuditWriter: Service, @unchecked Sendable {
         if pending.count == batch { condition.signal() }
         let late = exited
         condition.unlock()
-        // After the writer thread ended (run cancelled while requests still come): write now.
-        if late { flush() }
+        // After the writer thread ended (run cancelled while requests still come): write now, on a
+        // thread of its own (this may be a request's task, which must not block on the catalog).
+        if late { Thread.detachNewThread { self.flush() } }
     }
 
     /// Writes what is waiting, in one transaction; false if the catalog refused (the entries are

@@ -23,6 +23,7 @@ public enum CallrecApplication {
         let router = Router(context: CallrecContext.self)
         let routes = RouteTable()
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: NoBlockingCalls())
         router.add(middleware: JSONErrorMiddleware(routes: routes))
         let count = RecordingCount(catalog: catalog)
         router.get("/healthz") { _, _ -> Response in
@@ -89,6 +90,14 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
             return APIError(.internalServerError, "internal", "internal error").response()
         }
+    }
+}
+
+/// Marks every request's task: a synchronous catalog call inside it is a bug (`BlockingCalls`),
+/// stopped in debug builds and counted in release ones.
+struct NoBlockingCalls<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        try await BlockingCalls.$forbidden.withValue(true) { try await next(request, context) }
     }
 }
 

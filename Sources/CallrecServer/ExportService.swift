@@ -4,6 +4,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
+import CallrecSupport
 
 /// Runs the export jobs of `POST /exports`, one at a time, from the catalog: a job a stop or a
 /// crash interrupted is started again from the beginning at the next start. Finished exports are

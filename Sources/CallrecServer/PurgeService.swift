@@ -4,6 +4,7 @@ import CallrecMedia
 import Foundation
 import Logging
 import ServiceLifecycle
+import CallrecSupport
 
 /// The daily retention purge of `callrec serve`, at `CALLREC_PURGE_AT` (local time in
 /// `CALLREC_TZ`, default 03:00). A purge cut short by a stop resumes at the next run.

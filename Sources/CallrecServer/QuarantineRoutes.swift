@@ -71,7 +71,7 @@ struct QuarantineRoutes: Sendable {
             throw APIError(.conflict, "cannot_retry", "\(error)")
         }
         let principal = try context.who
-        try catalog.audit([AuditEntry(
+        try await catalog.appendAudit([AuditEntry(
             at: Date(), actor: principal.actor, role: principal.role?.rawValue, company: nil, action: "quarantine.retry", uniqueid: ingestor.uniqueid(ofSourceName: row.sourceName),
             detail: row.sourceName, client: context.client)])
         return try JSONResponse.make(["spool_path": path], status: .accepted)

@@ -2,6 +2,7 @@ import CallrecCatalog
 import CallrecCompliance
 import CallrecMedia
 import Foundation
+import CallrecSupport
 
 /// The one way from a request to the catalog and the audio files. It owns:
 /// - finding a recording for a principal: the company scope (`Scope`) is applied here and only
@@ -249,7 +250,7 @@ final class RecordingService: Sendable {
                 .init(code: 507, reasonPhrase: "Insufficient Storage"), "insufficient_storage",
                 "the export needs about \(needed >> 20) MiB and the data directory has \(free >> 20) MiB free (\(exportReserveBytes >> 20) MiB are kept in reserve)")
         }
-        let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let id = randomHex(bytes: 16)
         let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: now())
         try await catalog.saveJob(job)
         return job

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import CallrecSupport
 
 /// Signed URLs for `<audio src>`, which cannot send headers: `?exp=<unix seconds>&sig=<sig>`,
 /// sig = base64url (no padding) of HMAC-SHA256(secret, "<path>\n<exp>"), path as sent, no query.
@@ -80,24 +81,3 @@ final class VerifiedSignatures: @unchecked Sendable {
     }
 }
 
-extension Data {
-    /// base64url without padding (RFC 4648 §5), by hand: Foundation's base64 plus three
-    /// replacingOccurrences was 8% of serving a signed range (measured with perf).
-    var base64URL: String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity((count * 4 + 2) / 3)
-        var i = startIndex
-        while i < endIndex {
-            let b0 = UInt32(self[i])
-            let b1 = i + 1 < endIndex ? UInt32(self[i + 1]) : 0
-            let b2 = i + 2 < endIndex ? UInt32(self[i + 2]) : 0
-            let n = b0 << 16 | b1 << 8 | b2
-            let left = endIndex - i
-            let chars = left >= 3 ? 4 : left + 1  // 1 byte → 2 chars, 2 bytes → 3
-            for k in 0..<chars { out.append(alphabet[Int(n >> UInt32(18 - 6 * k) & 63)]) }
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}

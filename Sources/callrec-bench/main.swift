@@ -10,6 +10,7 @@ import CallrecMedia
 import Foundation
 import GRDB
 import Logging
+import CallrecSupport
 
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 func percentile(_ xs: [Double], _ p: Double) -> Double { xs.sorted()[min(xs.count - 1, Int(Double(xs.count) * p))] }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CallrecCatalog
 import CallrecIngest
+import CallrecServer
 import Foundation
 import Logging
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
+import CallrecServer
 import Foundation
 
 /// `callrec quarantine list|show|retry`: the files that could not be ingested.

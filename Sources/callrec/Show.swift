@@ -2,6 +2,7 @@ import ArgumentParser
 import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
+import CallrecServer
 import Foundation
 
 struct Show: AsyncParsableCommand {

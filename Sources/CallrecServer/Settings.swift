@@ -1,4 +1,5 @@
 import CallrecCatalog
+import CallrecIngest
 import CallrecMedia
 import Foundation
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import CallrecMedia
+@testable import CallrecSupport
 
 /// `Worker`: blocking work on a thread of its own, joined or awaited.
 struct WorkerTests {

@@ -1,3 +1,7 @@
+// CallrecSupport — what every callrec module leans on and none owns: threads (Worker, the
+// pipeline's BoundedQueue), durable file operations (directory fsync, no-replace renames) and the
+// hex and base64url encodings. Foundation only: no module of callrec below it.
+
 import Foundation
 
 /// A blocking FIFO of fixed capacity between two threads of the pipeline: the producer waits when
@@ -8,7 +12,7 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     private var items: [Element] = []
     private let capacity: Int
     private var finished = false
-    private(set) var failure: (any Error)?
+    public private(set) var failure: (any Error)?
 
     public init(capacity: Int) { self.capacity = capacity }
 
