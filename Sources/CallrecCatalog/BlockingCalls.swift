@@ -1,3 +1,4 @@
+import CallrecSupport
 import Foundation
 import GRDB
 
@@ -20,21 +21,11 @@ public enum BlockingCalls {
     /// Whether the current thread or task must not block on the catalog.
     public static var isForbiddenHere: Bool {
         if forbidden { return true }
-        guard let getName = threadName else { return false }
-        var name = [CChar](repeating: 0, count: 64)
-        guard getName(pthread_self(), &name, name.count) == 0 else { return false }
         // How swift-nio names event loop threads: its singleton group's (what `serve` and Hummingbird
         // use) and any other group's. Its blocking pool's ("SGLTN-TP-#", "TP-#") may block.
-        let thread = String(cString: name)
+        guard let thread = ThreadName.current else { return false }
         return thread.hasPrefix("NIO-SGLTN-") || thread.hasPrefix("NIO-ELT-")
     }
-
-    private typealias GetName = @convention(c) (pthread_t, UnsafeMutablePointer<CChar>, Int) -> Int32
-    /// glibc has it, but Swift's Glibc module does not declare it (it is behind _GNU_SOURCE).
-    private static let threadName: GetName? = {
-        guard let symbol = dlsym(nil, "pthread_getname_np") else { return nil }
-        return unsafeBitCast(symbol, to: GetName.self)
-    }()
 
     static func check(_ what: @autoclosure () -> String = "a catalog call") {
         guard isForbiddenHere else { return }

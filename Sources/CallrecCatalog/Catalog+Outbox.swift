@@ -58,8 +58,17 @@ extension Catalog {
     /// until the earlier one is delivered, through all its retries). So at most one event of a
     /// recording is ever returned; events without a recording (`export.completed`) are unordered.
     public func dueEvents(now: Date, limit: Int = 50) throws -> [OutboxEvent] {
-        try reading { db in
-            try Row.fetchAll(db, sql: """
+        try reading { try Self.dueEvents($0, now: now, limit: limit) }
+    }
+
+    /// `dueEvents(now:limit:)` on GRDB's reader queue.
+    public func nextDueEvents(now: Date, limit: Int = 50) async throws -> [OutboxEvent] {
+        try await pool.read { try Self.dueEvents($0, now: now, limit: limit) }
+    }
+
+    static func dueEvents(_ db: Database, now: Date, limit: Int) throws -> [OutboxEvent] {
+        do {
+            return try Row.fetchAll(db, sql: """
                 SELECT seq, id, type, uniqueid, body, attempts, delivered_at FROM outbox AS o
                 WHERE delivered_at IS NULL AND next_attempt_at <= ?
                   AND (uniqueid IS NULL OR NOT EXISTS (
@@ -83,7 +92,20 @@ extension Catalog {
     /// deliveries instead of one each): `delivered` are done; `failed` are retried at `retryAt`.
     public func settle(delivered: [Int64], failed: [(seq: Int64, error: String, retryAt: Date)], now: Date) throws {
         guard !delivered.isEmpty || !failed.isEmpty else { return }
-        try writing { db in
+        try writing { try Self.settle($0, delivered: delivered, failed: failed, now: now) }
+    }
+
+    /// `settle(delivered:failed:now:)` on GRDB's writer queue.
+    public func settleDeliveries(delivered: [Int64], failed: [(seq: Int64, error: String, retryAt: Date)], now: Date) async throws {
+        guard !delivered.isEmpty || !failed.isEmpty else { return }
+        let failures = failed.map { Failure(seq: $0.seq, error: $0.error, retryAt: $0.retryAt) }
+        try await pool.write { try Self.settle($0, delivered: delivered, failed: failures.map { ($0.seq, $0.error, $0.retryAt) }, now: now) }
+    }
+
+    private struct Failure: Sendable { var seq: Int64; var error: String; var retryAt: Date }
+
+    static func settle(_ db: Database, delivered: [Int64], failed: [(seq: Int64, error: String, retryAt: Date)], now: Date) throws {
+        do {
             let done = try db.makeStatement(sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?")
             for seq in delivered { try done.execute(arguments: [Int64(now.timeIntervalSince1970), seq]) }
             let retry = try db.makeStatement(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?")
@@ -104,9 +126,22 @@ extension Catalog {
 
     /// Forgets delivered events older than `cutoff`.
     public func pruneDelivered(before cutoff: Date) throws {
-        let n = try reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0 }
-        guard n > 0 else { return }
-        try writing { try $0.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) }
+        guard try reading({ try Self.deliveredCount($0, cutoff) }) > 0 else { return }
+        try writing { try Self.prune($0, cutoff) }
+    }
+
+    /// `pruneDelivered(before:)` on GRDB's queues.
+    public func pruneDeliveredEvents(before cutoff: Date) async throws {
+        guard try await pool.read({ try Self.deliveredCount($0, cutoff) }) > 0 else { return }
+        try await pool.write { try Self.prune($0, cutoff) }
+    }
+
+    static func deliveredCount(_ db: Database, _ cutoff: Date) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)]) ?? 0
+    }
+
+    static func prune(_ db: Database, _ cutoff: Date) throws {
+        try db.execute(sql: "DELETE FROM outbox WHERE delivered_at < ?", arguments: [Int64(cutoff.timeIntervalSince1970)])
     }
 }
 

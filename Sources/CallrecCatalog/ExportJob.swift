@@ -44,13 +44,21 @@ extension Catalog {
 
     /// Records a finished job and, when it completed, its `export.completed` event, together.
     public func finishJob(_ job: ExportJob, download: String?) throws {
-        try writing { db in
-            try job.save(db)
-            guard job.status == .completed else { return }
-            var object = try JSONSerialization.jsonObject(with: JSONEncoder.callrec.encode(job)) as? [String: Any] ?? [:]
-            object["download"] = download
-            try recordEvent(db, type: .exportCompleted, uniqueid: nil, key: "export", object: object, now: Date())
-        }
+        try writing { db in try finishJob(db, job, download: download, audit: nil) }
+    }
+
+    /// The same with its audit entry, in one transaction on GRDB's writer queue.
+    public func completeJob(_ job: ExportJob, download: String?, audit: AuditEntry) async throws {
+        try await pool.write { db in try self.finishJob(db, job, download: download, audit: audit) }
+    }
+
+    func finishJob(_ db: Database, _ job: ExportJob, download: String?, audit: AuditEntry?) throws {
+        try job.save(db)
+        if var e = audit { try e.insert(db) }
+        guard job.status == .completed else { return }
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder.callrec.encode(job)) as? [String: Any] ?? [:]
+        object["download"] = download
+        try recordEvent(db, type: .exportCompleted, uniqueid: nil, key: "export", object: object, now: Date())
     }
 
     public func job(_ id: String) throws -> ExportJob? { try reading { try ExportJob.fetchOne($0, key: id) } }
@@ -71,17 +79,25 @@ extension Catalog {
     }
 
     /// The oldest queued job, marked running; jobs a crash left running are queued again first.
-    public func claimJob() throws -> ExportJob? {
-        try writing { db in
-            guard var job = try ExportJob.filter(Column("status") == ExportJob.Status.queued.rawValue).order(Column("created_at")).fetchOne(db) else { return nil }
-            job.status = .running
-            try job.update(db)
-            return job
-        }
+    public func claimJob() throws -> ExportJob? { try writing(Self.claimJob) }
+
+    /// `claimJob()` on GRDB's writer queue.
+    public func claimNextJob() async throws -> ExportJob? { try await pool.write(Self.claimJob) }
+
+    static func claimJob(_ db: Database) throws -> ExportJob? {
+        guard var job = try ExportJob.filter(Column("status") == ExportJob.Status.queued.rawValue).order(Column("created_at")).fetchOne(db) else { return nil }
+        job.status = .running
+        try job.update(db)
+        return job
     }
 
-    public func requeueInterruptedJobs() throws {
-        try writing { try $0.execute(sql: "UPDATE export_job SET status = 'queued', done = 0 WHERE status = 'running'") }
+    public func requeueInterruptedJobs() throws { try writing(Self.requeue) }
+
+    /// `requeueInterruptedJobs()` on GRDB's writer queue.
+    public func requeueInterrupted() async throws { try await pool.write(Self.requeue) }
+
+    static func requeue(_ db: Database) throws {
+        try db.execute(sql: "UPDATE export_job SET status = 'queued', done = 0 WHERE status = 'running'")
     }
 
     public func updateProgress(_ id: String, done: Int, total: Int) throws {
@@ -90,17 +106,26 @@ extension Catalog {
 
     /// Completed jobs finished before `cutoff`: their files go, the job stays as `expired`.
     public func expireJobs(before cutoff: Date) throws -> [ExportJob] {
-        let due = try reading { db in
-            try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchCount(db)
+        guard try reading({ try Self.expiring($0, cutoff).fetchCount($0) }) > 0 else { return [] }  // no write (and no fsync) when there is nothing to do
+        return try writing { try Self.expire($0, cutoff) }
+    }
+
+    /// `expireJobs(before:)` on GRDB's queues.
+    public func expireFinishedJobs(before cutoff: Date) async throws -> [ExportJob] {
+        guard try await pool.read({ try Self.expiring($0, cutoff).fetchCount($0) }) > 0 else { return [] }
+        return try await pool.write { try Self.expire($0, cutoff) }
+    }
+
+    static func expiring(_ db: Database, _ cutoff: Date) -> QueryInterfaceRequest<ExportJob> {
+        ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970))
+    }
+
+    static func expire(_ db: Database, _ cutoff: Date) throws -> [ExportJob] {
+        let old = try expiring(db, cutoff).fetchAll(db)
+        for var j in old {
+            j.status = .expired
+            try j.update(db)
         }
-        guard due > 0 else { return [] }  // no write (and no fsync) when there is nothing to do
-        return try writing { db in
-            let old = try ExportJob.filter(Column("status") == ExportJob.Status.completed.rawValue && Column("finished_at") < Int64(cutoff.timeIntervalSince1970)).fetchAll(db)
-            for var j in old {
-                j.status = .expired
-                try j.update(db)
-            }
-            return old
-        }
+        return old
     }
 }

@@ -161,10 +161,11 @@ public final class Ingestor: Sendable {
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
             try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
-            try removeSource(source)
+            // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
             Counter(label: "callrec_bytes_saved_total").increment(by: Int64(max(0, result.source.bytes - result.opus.bytes)))
+            try removeSource(source)
             log.info(
                 existing == nil ? "ingested" : "appended",
                 metadata: ["duration_ms": "\(result.measurements.durationMs)", "opus_bytes": "\(result.opus.bytes)", "parts": "\(parts.count + 1)"])

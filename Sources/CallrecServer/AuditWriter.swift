@@ -47,7 +47,7 @@ public final class AuditWriter: Service, @unchecked Sendable {
         condition.unlock()
         // After the writer thread ended (run cancelled while requests still come): write now, on a
         // thread of its own (this may be a request's task, which must not block on the catalog).
-        if late { Thread.detachNewThread { self.flush() } }
+        if late { _ = Worker(name: "callrec-audit-late") { self.flush() } }
     }
 
     /// Writes what is waiting, in one transaction; false if the catalog refused (the entries are

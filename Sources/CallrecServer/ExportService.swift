@@ -28,14 +28,14 @@ public final class ExportService: Service, @unchecked Sendable {
 
     public func run() async throws {
         let (catalog, keep) = (self.catalog, self.keep)
-        _ = try? await offLoop { try catalog.requeueInterruptedJobs() }
+        try? await catalog.requeueInterrupted()
         var idle = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            for job in (try? await offLoop { try catalog.expireJobs(before: Date().addingTimeInterval(-keep)) }) ?? [] {
+            for job in (try? await catalog.expireFinishedJobs(before: Date().addingTimeInterval(-keep))) ?? [] {
                 unlink(path(of: job.id))
                 logger.info("export expired", metadata: ["export": "\(job.id)"])
             }
-            if let job = try? await offLoop({ try catalog.claimJob() }) {
+            if let job = try? await catalog.claimNextJob() {
                 await runJob(job)
                 continue
             }
@@ -81,10 +81,13 @@ public final class ExportService: Service, @unchecked Sendable {
             logger.error("export failed", metadata: ["export": "\(job.id)", "error": "\(e)"])
         }
         let done = finished
-        _ = try? await offLoop {
-            try? catalog.finishJob(done, download: done.status == .completed ? "/exports/\(job.id)/download" : nil)
-            try? catalog.audit([AuditEntry(at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
-                                           detail: "\(job.id) \(done.status.rawValue) \(done.sha256 ?? done.error ?? "")")])
+        let entry = AuditEntry(
+            at: Date(), actor: job.requestedBy, role: nil, company: job.company, action: "export", uniqueid: nil,
+            detail: "\(job.id) \(done.status.rawValue) \(done.sha256 ?? done.error ?? "")")
+        do {
+            try await catalog.completeJob(done, download: done.status == .completed ? "/exports/\(job.id)/download" : nil, audit: entry)
+        } catch {
+            logger.error("cannot record the end of an export", metadata: ["export": "\(job.id)", "error": "\(error)"])
         }
     }
 }

@@ -79,13 +79,13 @@ public final class WebhookSender: Service, @unchecked Sendable {
             var failed: [(seq: Int64, error: String, retryAt: Date)] = []
             var lastPrune = Date.distantPast
 
-            // Catalog work runs off the event loops (`offLoop`): a burst's transaction is fsynced.
+            // Catalog work runs on GRDB's queues, off the event loops: a burst's transaction is fsynced.
             let catalog = self.catalog
             func settle() async {
                 guard !delivered.isEmpty || !failed.isEmpty else { return }
                 let (d, f) = (delivered, failed)
                 do {
-                    try await offLoop { try catalog.settle(delivered: d, failed: f, now: Date()) }
+                    try await catalog.settleDeliveries(delivered: d, failed: f, now: Date())
                 } catch {
                     // Still undelivered in the catalog: they go out again (at least once).
                     logger.error("webhook outcomes not recorded", metadata: ["error": "\(error)", "events": "\(delivered.count + failed.count)"])
@@ -122,7 +122,7 @@ public final class WebhookSender: Service, @unchecked Sendable {
                     // Record what is done first: a recording's next event is due only then.
                     await settle()
                     let limit = 4 * concurrency + unsettled.count
-                    let due = (try? await offLoop { try catalog.dueEvents(now: Date(), limit: limit) }) ?? []
+                    let due = (try? await catalog.nextDueEvents(now: Date(), limit: limit)) ?? []
                     queue = due.filter { !unsettled.contains($0.seq) }[...]
                 } else if delivered.count + failed.count >= concurrency {
                     await settle()
@@ -133,7 +133,7 @@ public final class WebhookSender: Service, @unchecked Sendable {
                     group.addTask { await self.deliver(event) }
                 }
                 if Date().timeIntervalSince(lastPrune) > 3600 {
-                    _ = try? await offLoop { try catalog.pruneDelivered(before: Date().addingTimeInterval(-7 * 86400)) }
+                    try? await catalog.pruneDeliveredEvents(before: Date().addingTimeInterval(-7 * 86400))
                     lastPrune = Date()
                 }
                 // Wait for a delivery to end or, with room for more, for the next poll.

@@ -67,6 +67,10 @@ public final class Worker<T>: @unchecked Sendable {
 
     public init(name: String, _ body: @escaping @Sendable () throws -> T) {
         let thread = Thread { [self] in
+            // Linux threads start with their creator's name (an event loop's, "NIO-SGLTN-…", when a
+            // task starts one) and Foundation does not apply `Thread.name`: name it here, so that
+            // a blocking call on it is not taken for one on an event loop.
+            ThreadName.set(name)
             let outcome = Result { try body() }
             lock.lock()
             result = outcome
@@ -107,5 +111,27 @@ extension Worker where T: Sendable {
             }
         }
         return try finished()
+    }
+}
+
+/// The kernel's name of the current thread (what `top -H`, `perf` and `BlockingCalls` see).
+public enum ThreadName {
+    private typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
+    private typealias GetName = @convention(c) (pthread_t, UnsafeMutablePointer<CChar>, Int) -> Int32
+    // glibc has both, but Swift's Glibc module does not declare them (they are behind _GNU_SOURCE).
+    private static let setName: SetName? = dlsym(nil, "pthread_setname_np").map { unsafeBitCast($0, to: SetName.self) }
+    private static let getName: GetName? = dlsym(nil, "pthread_getname_np").map { unsafeBitCast($0, to: GetName.self) }
+
+    /// Names the current thread (the kernel keeps 15 bytes).
+    public static func set(_ name: String) {
+        _ = setName?(pthread_self(), String(name.utf8.prefix(15)) ?? "callrec")
+    }
+
+    /// The current thread's name, or nil when it cannot be told.
+    public static var current: String? {
+        guard let getName else { return nil }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard getName(pthread_self(), &buffer, buffer.count) == 0 else { return nil }
+        return String(cString: buffer)
     }
 }
