@@ -215,7 +215,7 @@ final class OggOpusWriter {
 
     /// Rewrites placeholder comments (`KEY=placeholder` → `KEY=value`, same length) in the OpusTags page, with a new CRC.
     private func patchTags(_ values: [String: String]) throws {
-        guard var (offset, header, body) = tagsPage as (Int, [UInt8], [UInt8])? else {
+        guard case (let offset, var header, var body)? = tagsPage as (Int, [UInt8], [UInt8])? else {
             throw MediaError(.encoder, "OpusTags spans pages; cannot patch deferred tags")
         }
         for (placeholder, value) in values {

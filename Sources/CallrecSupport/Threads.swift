@@ -132,6 +132,7 @@ public enum ThreadName {
         guard let getName else { return nil }
         var buffer = [CChar](repeating: 0, count: 64)
         guard getName(pthread_self(), &buffer, buffer.count) == 0 else { return nil }
-        return String(cString: buffer)
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
