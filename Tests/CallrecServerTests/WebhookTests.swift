@@ -59,7 +59,7 @@ struct WebhookTests {
         try await withWebhookReceiver({ await received.take($0, signature: $1) }) { url in
             let sender = WebhookSender(catalog: catalog, url: url, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
             let t2 = Task { try await sender.run() }
-            _ = try await eventuallyAsync(10) { try catalog.undeliveredEvents().isEmpty }
+            _ = try await eventuallyAsync(60) { try catalog.undeliveredEvents().isEmpty }  // a liveness bound: the whole suite loads both cores
             t2.cancel()
             _ = await t2.result
         }
