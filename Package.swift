@@ -92,7 +92,15 @@ let package = Package(
             ]
         ),
         // Paths, temporary directories and subprocesses for every test target.
-        .target(name: "CallrecTestSupport", dependencies: ["COpusFile"], path: "Tests/CallrecTestSupport"),
+        .target(
+            name: "CallrecTestSupport",
+            dependencies: [
+                "COpusFile",
+                // One webhook receiver for every test that needs one.
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CallrecTestSupport"),
         // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
         .executableTarget(
             name: "callrec-bench",

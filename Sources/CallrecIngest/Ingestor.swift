@@ -208,6 +208,9 @@ public final class Ingestor: Sendable {
             }
             return nil
         }
+        // Its one source is the file in hand (a crash between rename and commit): redone from the
+        // source, measured exactly, rather than adopted from the lossy audio; the new file replaces it.
+        if (try? OpusVerifier.inspect(path: absolute))?.sourceSHA256s == [sourceSHA256] { return nil }
         return try adopt(path: absolute, uniqueid: uniqueid, relative: relative, log: log)
     }
 

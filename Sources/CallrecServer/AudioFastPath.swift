@@ -194,6 +194,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func answer(_ claim: Claim, context: ChannelHandlerContext) {
         let isHead = claim.head.method == .HEAD
+        Self.answered.withLockedValue { $0[routes.service.catalog.data.root, default: 0] += 1 }
         if !isHead {
             routes.recordAudio(
                 .signedURL, wav: false, claim.id, range: Self.joined(claim.head.headers["range"]),
@@ -250,6 +251,12 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: metrics, as Hummingbird's MetricsMiddleware names them
+
+    /// Requests this handler answered, by data directory. `/metrics` counts both paths as one
+    /// series on purpose; this says which one answered (a test's server has a data directory of
+    /// its own, so tests running side by side do not count each other's).
+    private static let answered = NIOLockedValueBox<[String: Int]>([:])
+    static func answers(data root: String) -> Int { answered.withLockedValue { $0[root] ?? 0 } }
 
     struct Meters {
         let counter: Counter

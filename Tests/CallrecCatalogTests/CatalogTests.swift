@@ -34,9 +34,34 @@ struct CatalogTests {
         let json = RecordingJSON(row)
         #expect(json.startedAt == "2024-11-24T17:00:00Z")
         #expect(json.durationMs == 1000)
-        // A second process (the CLI while serve runs) sees the same file.
-        let other = try Catalog(data: DataDirectory(dir.path))
-        #expect(try other.count() == 1)
+    }
+
+    /// A second process — the built `callrec`, as the CLI runs while `serve` holds the catalog —
+    /// writes while this one holds it open and writes too: each sees the other's rows.
+    @Test func aSecondProcessWritesAndReadsTheSameFile() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        try catalog.commit(recording: sampleRow("1732467600.42", startedAt: 1_732_467_600), parts: [], waveform: Data())
+        let source = try placeFixture("speech.wav", at: dir.file("spool/1732467600.43.wav"))
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: Paths.binary)
+        cli.arguments = ["ingest", "--data", dir.path, source]
+        cli.standardOutput = FileHandle.nullDevice
+        cli.standardError = FileHandle.nullDevice
+        try cli.run()
+        // Commits here while the other process runs: truly concurrent writers on one file.
+        var during = 0
+        while cli.isRunning && during < 500 {
+            try catalog.commit(recording: sampleRow("1732467700.\(during)", startedAt: 1_732_467_700), parts: [], waveform: Data())
+            during += 1
+        }
+        cli.waitUntilExit()
+        #expect(cli.terminationStatus == 0)
+        #expect(during > 0, "no commit here while the other process ran")
+        #expect(try catalog.recording("1732467600.43")?.samples == 48000, "this process sees the other's row")
+        let list = try run(Paths.binary, ["list", "--json", "--data", dir.path])
+        let ids = try #require(try JSONSerialization.jsonObject(with: list.out) as? [[String: Any]]).compactMap { $0["uniqueid"] as? String }
+        #expect(Set(ids) == Set(["1732467600.42", "1732467600.43"] + (0..<during).map { "1732467700.\($0)" }), "the other process sees this one's rows")
     }
 
     @Test func metadataBeforeAudio() throws {
@@ -92,6 +117,45 @@ struct CatalogTests {
         #expect(throws: CatalogError.self) { try catalog.list(ListQuery(cursor: "not-a-cursor")) }
     }
 
+    /// Rows committed between pages — before the cursor's position, in its very second, after
+    /// it — never make a page repeat a row or skip one that was there: every row present at the
+    /// start is seen exactly once, in order, and so is every row committed ahead of the cursor.
+    @Test func cursorsAreStableWhileRowsArrive() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        var original: [String] = []
+        for i in 0..<25 {
+            let row = sampleRow("17324676\(String(format: "%02d", i / 3)).\(i)", startedAt: 1_732_467_600 + i / 3)
+            try catalog.commit(recording: row, parts: [], waveform: Data())
+            original.append(row.uniqueid)
+        }
+        var seen: [RecordingRow] = []
+        var ahead: [String] = []  // committed after the cursor's position: must be seen
+        var q = ListQuery(limit: 4)
+        var n = 0
+        repeat {
+            let page = try catalog.list(q)
+            seen += page.items
+            q.cursor = page.nextCursor
+            guard let last = page.items.last, q.cursor != nil else { break }  // the last page: nothing after it is asked for
+            // Behind the cursor (earlier start), in the cursor's second (before and after its
+            // uniqueid), and far ahead.
+            let behind = sampleRow("1732467500.\(n)", startedAt: 1_732_467_500)
+            let sameBefore = sampleRow(String(last.uniqueid.prefix { $0 != "." }) + ".0\(n)", startedAt: Int(last.startedAt))
+            let sameAfter = sampleRow(last.uniqueid + "9", startedAt: Int(last.startedAt))
+            let later = sampleRow("1732469000.\(n)", startedAt: 1_732_469_000 + n)
+            for r in [behind, sameBefore, sameAfter, later] { try catalog.commit(recording: r, parts: [], waveform: Data()) }
+            ahead += [sameAfter.uniqueid, later.uniqueid]
+            n += 1
+        } while q.cursor != nil && n < 100
+        let ids = seen.map(\.uniqueid)
+        #expect(Set(ids).count == ids.count, "a row seen twice: \(ids)")
+        #expect(original.allSatisfy(ids.contains), "a row skipped")
+        #expect(ahead.allSatisfy(ids.contains), "a row committed ahead of the cursor skipped")
+        let keys = seen.map { ($0.startedAt, $0.uniqueid) }
+        #expect(zip(keys, keys.dropFirst()).allSatisfy { $0.0 < $0.1 }, "not in order")
+    }
+
     @Test func migrationsAreIdempotent() throws {
         let dir = TempDir()
         _ = try Catalog(data: DataDirectory(dir.path))
@@ -131,6 +195,26 @@ struct OutboxTests {
         let quiet = try Catalog(data: DataDirectory(quietDir.path), recordsEvents: false)
         try quiet.commit(recording: row, parts: [], waveform: Data())
         #expect(try quiet.outbox().isEmpty)
+    }
+
+    /// A change that fails writes no event: the event is in the change's own transaction. The
+    /// last step of each change is made to fail (as a full disk would) with a trigger.
+    @Test func aFailedChangeWritesNoEvent() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path), recordsEvents: true)
+        let row = sampleRow("1732467600.42", startedAt: 1_732_467_600, company: "42")
+        try catalog.pool.write { try $0.execute(sql: "CREATE TRIGGER fail_waveform BEFORE INSERT ON waveform BEGIN SELECT RAISE(ABORT, 'disk full'); END") }
+        #expect(throws: (any Error).self) { try catalog.commit(recording: row, parts: [part(row.uniqueid, sha: "s1")], waveform: Data()) }
+        #expect(try catalog.recording(row.uniqueid) == nil)
+        #expect(try catalog.outbox().isEmpty, "an event for a commit that failed")
+
+        try catalog.pool.write { try $0.execute(sql: "DROP TRIGGER fail_waveform") }
+        try catalog.commit(recording: row, parts: [part(row.uniqueid, sha: "s1")], waveform: Data())
+        try catalog.pool.write { try $0.execute(sql: "CREATE TRIGGER fail_tombstone BEFORE INSERT ON tombstone BEGIN SELECT RAISE(ABORT, 'disk full'); END") }
+        let audit = AuditEntry(at: Date(), actor: "t", role: nil, company: nil, action: "delete", uniqueid: row.uniqueid)
+        #expect(throws: (any Error).self) { try catalog.delete(row.uniqueid, reason: "test", audit: audit) }
+        #expect(try catalog.recording(row.uniqueid) != nil)
+        #expect(try catalog.outbox().map(\.type) == ["recording.ready"], "an event for a removal that failed")
     }
 
     /// A recording's later event waits until its earlier one is delivered, through every failed

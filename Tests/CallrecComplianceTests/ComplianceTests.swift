@@ -23,8 +23,7 @@ final class Store {
 
     @discardableResult
     func add(_ uniqueid: String, company: String? = nil, lead: String? = nil, fixture: String = "speech.wav") throws -> RecordingRow {
-        let path = dir.file("\(uniqueid).wav")
-        try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
+        let path = try placeFixture(fixture, at: dir.file("\(uniqueid).wav"))
         try catalog.setMetadata(uniqueid, Metadata(company: company, leadNumber: lead))
         guard case .ingested = ingestor.ingest(path: path) else { throw DecodeError(message: "ingest failed") }
         return try catalog.recording(uniqueid)!

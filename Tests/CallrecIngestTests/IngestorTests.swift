@@ -28,10 +28,7 @@ final class Bench {
     /// Copies a fixture into the spool under `name`.
     @discardableResult
     func drop(_ fixture: String, as name: String) throws -> String {
-        let path = spool + "/" + name
-        try FileManager.default.createDirectory(atPath: Transcoder.directoryOf(path), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
-        return path
+        try placeFixture(fixture, at: spool + "/" + name)
     }
 
     func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
@@ -64,12 +61,17 @@ struct IngestorTests {
         #expect(b.audioFiles == ["2024/11/24/1732467600.42.opus"])
     }
 
-    /// MixMonitor's `a` option: a later file with the same uniqueid is the rest of the call.
+    /// MixMonitor's `a` option: a later file with the same uniqueid is the rest of the call, and
+    /// the stored audio is part 1 then part 2: decoded (libopusfile), its first 6 s are the speech
+    /// of part 1 and its last 2 s the 440 Hz tone of part 2.
     @Test func appendsTheRestOfTheCall() throws {
         let b = try Bench()
         try b.catalog.setMetadata("1732467600.7", Metadata(company: "42", leadNumber: "5511999990000"))
+        let tone = (0..<16000).map { Int16(12000 * sin(2 * Double.pi * 440 * Double($0) / 8000)) }
+        let tonePath = b.dir.file("tone.wav")
+        try (MixMonitorWriter.header(dataBytes: tone.count * 2, sampleRate: 8000) + tone.withUnsafeBytes { Data($0) }).write(to: URL(fileURLWithPath: tonePath))
         #expect(b.ingestor.ingest(path: try b.drop("speech.wav", as: "1732467600.7.wav")) == .ingested(uniqueid: "1732467600.7", parts: 1))
-        #expect(b.ingestor.ingest(path: try b.drop("u8.wav", as: "1732467600.7.wav")) == .ingested(uniqueid: "1732467600.7", parts: 2))
+        #expect(b.ingestor.ingest(path: try b.drop(tonePath, as: "1732467600.7.wav")) == .ingested(uniqueid: "1732467600.7", parts: 2))
         let row = try #require(try b.catalog.recording("1732467600.7"))
         #expect(row.samples == 48000 + 16000)
         #expect(row.parts == 2)
@@ -80,8 +82,31 @@ struct IngestorTests {
         #expect(info.samples(at: 8000) == 64000)
         #expect(info.sourceSHA256s == parts.map(\.sha256))
         #expect(info.tags["COMPANY"] == "42")
-        // The first part is still there: the start of the stored audio is speech.wav's start.
         #expect(row.durationMs == 8000)
+
+        // Order: decoded at 48 kHz, taken at 8 kHz, against each part's own samples.
+        let decoded48 = try opusfileDecode(b.data.absolute(row.opusPath)).pcm
+        let decoded = stride(from: 0, to: decoded48.count, by: 6).map { Double(decoded48[$0]) }
+        try #require(decoded.count == 64000)
+        let speech = try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav"))
+        let part1 = stride(from: 0, to: speech.count - 1, by: 2).map { Double(Int16(bitPattern: UInt16(speech[$0]) | UInt16(speech[$0 + 1]) << 8)) }
+        let part2 = tone.map(Double.init)
+        /// Normalised correlation of `a` with `decoded` from `offset`, over `a[range]`.
+        func similarity(_ a: [Double], _ range: Range<Int>, at offset: Int) -> Double {
+            var ab = 0.0, aa = 0.0, bb = 0.0
+            for i in range {
+                ab += a[i] * decoded[offset + i]
+                aa += a[i] * a[i]
+                bb += decoded[offset + i] * decoded[offset + i]
+            }
+            return ab / max(1, (aa * bb).squareRoot())
+        }
+        let first = similarity(part1, 400..<47600, at: 0)
+        let second = similarity(part2, 400..<15600, at: 48000)
+        #expect(first > 0.7, "the first 6 s are not part 1 (similarity \(first))")
+        #expect(second > 0.7, "the last 2 s are not part 2 (similarity \(second))")
+        // And not the other way round.
+        #expect(similarity(part2, 400..<15600, at: 0) < 0.3)
     }
 
     @Test func metadataFromThePath() throws {
@@ -171,24 +196,35 @@ struct RecoveryTests {
         let src = try b.drop("speech.wav", as: "1732467600.42.wav")
         _ = b.ingestor.ingest(path: src)
         let row = try #require(try b.catalog.recording("1732467600.42"))
+        let firstParts = try b.catalog.parts(of: "1732467600.42")
         try b.catalog.pool.write { try $0.execute(sql: "DELETE FROM recording") }
 
-        // Source still there: ingesting it gives one recording, exactly measured.
+        // Source still there: ingesting it redoes it exactly — measured from the source, as the
+        // first ingest was, not adopted from the stored (lossy) audio — and gives one recording.
         try b.drop("speech.wav", as: "1732467600.42.wav")
         #expect(b.ingestor.recover(pendingUniqueids: ["1732467600.42"]).adoptedFiles == 0)
-        #expect(b.ingestor.ingest(path: src) == .duplicate(uniqueid: "1732467600.42"))
-        #expect(try b.catalog.recording("1732467600.42")?.samples == 48000)
+        #expect(b.ingestor.ingest(path: src) == .ingested(uniqueid: "1732467600.42", parts: 1))
+        #expect(!b.exists(src))
+        let redone = try #require(try b.catalog.recording("1732467600.42"))
+        #expect(redone.samples == 48000)
+        #expect(redone.silence == row.silence)
+        #expect(redone.peakDBFS == row.peakDBFS && redone.rmsDBFS == row.rmsDBFS && redone.clippedSamples == row.clippedSamples)
+        #expect(redone.sourceBytes == row.sourceBytes && redone.sourceFormat == row.sourceFormat)
+        let redoneParts = try b.catalog.parts(of: "1732467600.42")
+        #expect(redoneParts.map(\.sha256) == firstParts.map(\.sha256))
+        #expect(redoneParts.map(\.bytes) == firstParts.map(\.bytes) && redoneParts.map(\.name) == firstParts.map(\.name))
+        #expect(b.audioFiles == ["2024/11/24/1732467600.42.opus"])
 
         // Source gone (the catalog was lost): recovery adopts the file from its tags and audio.
         try b.catalog.pool.write { try $0.execute(sql: "DELETE FROM recording") }
         let report = b.ingestor.recover(pendingUniqueids: [])
         #expect(report.adoptedFiles == 1)
         let adopted = try #require(try b.catalog.recording("1732467600.42"))
-        #expect(adopted.samples == row.samples)
-        #expect(adopted.startedAt == row.startedAt)
-        #expect(adopted.opusSHA256 == row.opusSHA256)
-        #expect(adopted.sourceSHA256 == row.sourceSHA256)
-        #expect(try b.catalog.parts(of: "1732467600.42").map(\.sha256) == [row.sourceSHA256])
+        #expect(adopted.samples == redone.samples)
+        #expect(adopted.startedAt == redone.startedAt)
+        #expect(adopted.opusSHA256 == redone.opusSHA256)
+        #expect(adopted.sourceSHA256 == redone.sourceSHA256)
+        #expect(try b.catalog.parts(of: "1732467600.42").map(\.sha256) == [redone.sourceSHA256])
     }
 }
 

@@ -78,8 +78,8 @@ struct SpoolSafetyTests {
         let side = b.dir.file("side")
         try FileManager.default.createDirectory(atPath: side, withIntermediateDirectories: true)
         let real = side + "/real.wav", outside = side + "/outside.wav", fifo = side + "/fifo"
-        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: real)
-        try FileManager.default.copyItem(atPath: Paths.fixture("u8.wav"), toPath: outside)
+        try placeFixture("speech.wav", at: real)
+        try placeFixture("u8.wav", at: outside)
         #expect(mkfifo(fifo, 0o644) == 0)
         let speech = try Transcoder.sha256(of: real), other = try Transcoder.sha256(of: outside)
         var hung = 0

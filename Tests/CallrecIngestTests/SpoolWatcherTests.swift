@@ -7,16 +7,6 @@ import Testing
 
 @testable import CallrecIngest
 
-/// Polls `condition` every 50 ms until it holds or `timeout` passes.
-func eventually(_ timeout: TimeInterval = 15, _ condition: () throws -> Bool) rethrows -> Bool {
-    let end = Date().addingTimeInterval(timeout)
-    while Date() < end {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-    return try condition()
-}
-
 /// The watcher on a real spool, with files written the way Asterisk writes them.
 @Suite(.serialized)
 struct SpoolWatcherTests {
@@ -47,6 +37,10 @@ struct SpoolWatcherTests {
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(try b.catalog.count() == 0)
         try writer.record(frames: 150, interval: 0.002)
+        // Writing again, then a second pause, still open: the watcher has had 5× the settle time
+        // to act on the new writes, and must still wait for the close.
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(FileManager.default.fileExists(atPath: path))
         #expect(try b.catalog.count() == 0)
         try writer.close()
         #expect(try eventually { try b.catalog.recording("1732467600.42") != nil })
@@ -110,11 +104,17 @@ struct SpoolWatcherTests {
         var past = [timespec(tv_sec: time(nil) - 600, tv_nsec: 0), timespec(tv_sec: time(nil) - 600, tv_nsec: 0)]
         utimensat(AT_FDCWD, old, &past, 0)
         let fresh = try b.drop("speech.wav", as: "1732467600.61.wav")  // mtime now: may still be written
-        let w = watcher(b, scanAge: 2)
+        let freshMtime = try #require(try FileManager.default.attributesOfItem(atPath: fresh)[.modificationDate] as? Date)
+        let scanAge: TimeInterval = 3
+        let w = watcher(b, scanAge: scanAge)
         try w.start()
         defer { w.stop() }
         #expect(try eventually(5) { try b.catalog.recording("1732467600.60") != nil })
-        #expect(try FileManager.default.fileExists(atPath: fresh) || b.catalog.recording("1732467600.61") != nil)
+        // The fresh file is taken only once it is scanAge old: it is seen leaving the spool no
+        // sooner (a poll can only see it later than it went, never earlier).
+        #expect(eventually { !b.exists(fresh) })
+        let taken = Date()
+        #expect(taken.timeIntervalSince(freshMtime) >= scanAge, "taken \(taken.timeIntervalSince(freshMtime)) s after its last write")
         #expect(try eventually { try b.catalog.recording("1732467600.61") != nil })
 
         let part2 = try MixMonitorWriter(path: b.spool + "/1732467600.60.wav", pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))

@@ -79,6 +79,28 @@ struct FormatTests {
         #expect(dir.contents == ["out.opus"], "no temporary file left behind")
     }
 
+    /// A recording that clips (speech played 8× too loud, clamped at full scale, both ways):
+    /// `clipped_samples` counts every sample at |s| ≥ 32767, as the reference does — the
+    /// fixtures above never clip, so there 0 == 0 proves nothing.
+    @Test func clippedSamplesAreCounted() throws {
+        let dir = TempDir()
+        let speech = try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav"))
+        let loud = stride(from: 0, to: speech.count - 1, by: 2).map { i -> Int16 in
+            let s = Int(Int16(bitPattern: UInt16(speech[i]) | UInt16(speech[i + 1]) << 8))
+            return Int16(clamping: s * 8)
+        }
+        let input = dir.file("loud.wav")
+        try (MixMonitorWriter.header(dataBytes: loud.count * 2, sampleRate: 8000) + loud.withUnsafeBytes { Data($0) }).write(to: URL(fileURLWithPath: input))
+        let expected = loud.filter { $0 == Int16.max || $0 == Int16.min || $0 == -Int16.max }.count
+        let positive = loud.filter { $0 == Int16.max }.count
+        try #require(positive > 0 && expected > positive, "the audio clips both ways")
+        let m = try Transcoder().transcode(input: input, output: dir.file("loud.opus"), tags: RecordingTags(uniqueid: "1732467600.1")).measurements
+        let ref = ReferenceMeasurements(pcm: try soxDecode(input), rate: 8000, channels: 1)
+        #expect(ref.clipped == expected)
+        #expect(m.levels.clippedSamples == expected)
+        #expect(m.levels.peakDBFS == 0)
+    }
+
     /// The encoded audio lines up with the source sample for sample (pre-skip right): the
     /// decoded speech correlates best with the source at lag 0.
     @Test func decodedAudioIsAligned() throws {

@@ -38,9 +38,21 @@ struct AudioFastPathTests {
             ]
             for method in [HTTPRequest.Method.get, .head] {
                 for fields in cases {
-                    let fast = try await client.execute(uri: h.signed(path), method: method, headers: fields)
-                    let routed = try await client.execute(uri: path, method: method, headers: h.bearer(token) + fields)
                     let label = "\(method) \(fields)"
+                    // Several ranges are the router's (multipart); every other case the fast path's.
+                    let routersOnly = fields[.range] == "bytes=0-9,-10"
+                    var fast: TestResponse, routed: TestResponse
+                    var byFastPath = false
+                    var tries = 0
+                    repeat {
+                        // The router's lookup fills the row cache (kept 1 s) that the fast path answers from.
+                        routed = try await client.execute(uri: path, method: method, headers: h.bearer(token) + fields)
+                        let before = AudioFastPath.answers(data: h.data.root)
+                        fast = try await client.execute(uri: h.signed(path), method: method, headers: fields)
+                        byFastPath = AudioFastPath.answers(data: h.data.root) == before + 1
+                        tries += 1
+                    } while !byFastPath && !routersOnly && tries < 3  // a loaded machine may outlast the cache
+                    #expect(byFastPath == !routersOnly, "\(label): the \(byFastPath ? "fast path" : "router") answered")
                     #expect(fast.status == routed.status, "\(label)")
                     #expect(fast.bytes == routed.bytes || fields[.range] == "bytes=0-9,-10", "\(label)")  // multipart boundaries differ
                     #expect(Self.comparable(fast.headers) == Self.comparable(routed.headers), "\(label)")

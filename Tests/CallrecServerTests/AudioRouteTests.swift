@@ -60,9 +60,16 @@ struct AudioRouteTests {
             #expect(multi.status == .partialContent)
             let ct = try #require(multi.headers[.contentType])
             #expect(ct.hasPrefix("multipart/byteranges; boundary="))
-            let text = String(decoding: multi.bytes, as: UTF8.self)
-            #expect(text.contains("Content-Range: bytes 0-9/\(size)") && text.contains("Content-Range: bytes \(size - 10)-\(size - 1)/\(size)"))
             #expect(multi.headers[.contentLength] == String(multi.bytes.count))
+            // Each part, parsed out of the body: its headers, and exactly the file's bytes of its range.
+            let boundary = String(ct.dropFirst("multipart/byteranges; boundary=".count))
+            let parts = try multipartParts(multi.bytes, boundary: boundary)
+            try #require(parts.count == 2, "\(parts.count) parts")
+            for (part, range) in zip(parts, [0...9, (size - 10)...(size - 1)]) {
+                #expect(part.headers["content-range"] == "bytes \(range.lowerBound)-\(range.upperBound)/\(size)")
+                #expect(part.headers["content-type"] == "audio/ogg; codecs=opus")
+                #expect(part.body == Array(file[range]), "bytes of \(range)")
+            }
 
             // Conditionals.
             #expect(try await get([.ifNoneMatch: etag]).status == .notModified)
@@ -132,6 +139,39 @@ struct AudioRouteTests {
             #expect(head.headers[.contentLength] == String(size) && head.bytes.isEmpty)
         }
     }
+}
+
+/// The parts of a `multipart/byteranges` body (RFC 9110 §14.6, RFC 2046 §5.1.1): each part's
+/// headers (names lowercased) and body bytes. Throws when the body is not that shape.
+func multipartParts(_ body: [UInt8], boundary: String) throws -> [(headers: [String: String], body: [UInt8])] {
+    func find(_ needle: [UInt8], from: Int) -> Int? {
+        guard needle.count <= body.count else { return nil }
+        var i = from
+        while i + needle.count <= body.count {
+            if body[i] == needle[0], Array(body[i..<(i + needle.count)]) == needle { return i }
+            i += 1
+        }
+        return nil
+    }
+    let delimiter = Array("--\(boundary)".utf8)
+    let bad = DecodeError(message: "not multipart/byteranges with boundary \(boundary)")
+    guard var at = find(delimiter, from: 0), at == 0 else { throw bad }
+    var parts: [(headers: [String: String], body: [UInt8])] = []
+    while true {
+        at += delimiter.count
+        if Array(body[at..<min(at + 2, body.count)]) == Array("--".utf8) { break }  // the close delimiter
+        guard Array(body[at..<min(at + 2, body.count)]) == [13, 10], let blank = find([13, 10, 13, 10], from: at) else { throw bad }
+        var headers: [String: String] = [:]
+        for line in String(decoding: body[(at + 2)..<blank], as: UTF8.self).components(separatedBy: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { throw bad }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        // A part's body runs to the CRLF that precedes the next delimiter.
+        guard let next = find([13, 10] + delimiter, from: blank + 4) else { throw bad }
+        parts.append((headers, Array(body[(blank + 4)..<next])))
+        at = next + 2
+    }
+    return parts
 }
 
 extension HTTPFields {

@@ -116,8 +116,7 @@ struct HardeningTests {
         let ingestor = Ingestor(
             catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(pattern: "{company}/{lead_number}-{uniqueid}.{ext}"), spoolRoot: spool, logger: logger)
         for (i, fixture) in ["speech.wav", "u8.wav"].enumerated() {
-            let path = spool + "/acme/\(number)-173246760\(i).\(i + 1).wav"
-            try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
+            let path = try placeFixture(fixture, at: spool + "/acme/\(number)-173246760\(i).\(i + 1).wav")
             guard case .ingested = ingestor.ingest(path: path) else { throw DecodeError(message: "ingest failed") }
         }
         try catalog.setMetadata("1732467609.9", Metadata(company: "acme", leadNumber: number))  // pending, no audio yet

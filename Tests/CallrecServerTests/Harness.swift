@@ -34,8 +34,7 @@ final class Harness: @unchecked Sendable {
     /// Ingests a fixture (or any file) as `uniqueid`, with a company.
     @discardableResult
     func add(_ fixture: String, as uniqueid: String, company: String? = "42") throws -> RecordingRow {
-        let path = dir.file("\(uniqueid).wav")
-        try FileManager.default.copyItem(atPath: fixture.hasPrefix("/") ? fixture : Paths.fixture(fixture), toPath: path)
+        let path = try placeFixture(fixture, at: dir.file("\(uniqueid).wav"))
         if let company { try catalog.setMetadata(uniqueid, Metadata(company: company)) }
         guard case .ingested = ingestor.ingest(path: path) else { throw DecodeError(message: "ingest failed") }
         return try catalog.recording(uniqueid)!
@@ -46,9 +45,7 @@ final class Harness: @unchecked Sendable {
     @discardableResult
     func addFromSpool(_ fixture: String, at relative: String, pattern: String = "{company}/{lead_number}-{uniqueid}.{ext}") throws -> IngestOutcome {
         let spool = dir.file("spool")
-        let path = spool + "/" + relative
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
+        let path = try placeFixture(fixture, at: spool + "/" + relative)
         var logger = Logger(label: "test")
         logger.logLevel = .error
         let spooled = Ingestor(catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(pattern: pattern), spoolRoot: spool, logger: logger)
@@ -97,5 +94,12 @@ extension TestResponse {
     var bytes: [UInt8] { Array(body.readableBytesView) }
     var text: String { String(buffer: body) }
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:] }
+    /// The body as a JSON object; throws when it is not one (where `json` would read as empty).
+    func jsonObject() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+            throw DecodeError(message: "not a JSON object: \(text)")
+        }
+        return object
+    }
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
 }

@@ -37,9 +37,7 @@ struct WebhookTests {
         let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
         let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(), spoolRoot: nil, logger: logger)
         for (id, fixture) in [("1732467600.1", "speech.wav"), ("1732467600.2", "u8.wav")] {
-            let p = dir.file("\(id).wav")
-            try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: p)
-            _ = ingestor.ingest(path: p)
+            _ = ingestor.ingest(path: try placeFixture(fixture, at: dir.file("\(id).wav")))
         }
         _ = try catalog.delete("1732467600.1", reason: "test", audit: AuditEntry(at: Date(), actor: "t", role: nil, company: nil, action: "delete", uniqueid: "1732467600.1"))
         let stored = try catalog.outbox().map(\.id)
@@ -50,10 +48,7 @@ struct WebhookTests {
         let t1 = Task { try await down.run() }
         // Until an attempt is recorded (a fixed wait failed on a loaded machine: the sender cancels
         // deliveries still in flight, and those do not count).
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, try !catalog.undeliveredEvents().contains(where: { $0.attempts > 0 }) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        _ = try await eventuallyAsync(30) { try catalog.undeliveredEvents().contains(where: { $0.attempts > 0 }) }
         t1.cancel()
         _ = await t1.result
         #expect(try catalog.undeliveredEvents().count == 3)
@@ -61,12 +56,10 @@ struct WebhookTests {
 
         // Then up, failing twice more, as after a restart: every event arrives, ids stable.
         let received = Received(failFirst: 2)
-        try await withReceiver(logger: logger, { await received.take($0, signature: $1) }) { url in
+        try await withWebhookReceiver({ await received.take($0, signature: $1) }) { url in
             let sender = WebhookSender(catalog: catalog, url: url, secret: "hook-secret", logger: logger, timeout: 2, backoff: 0.05, poll: .milliseconds(20))
             let t2 = Task { try await sender.run() }
-            for _ in 0..<200 where try catalog.undeliveredEvents().isEmpty == false {
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            _ = try await eventuallyAsync(60) { try catalog.undeliveredEvents().isEmpty }  // a liveness bound: the whole suite loads both cores
             t2.cancel()
             _ = await t2.result
         }
@@ -76,8 +69,8 @@ struct WebhookTests {
         #expect(Set(got.map(\.id)) == Set(stored), "the same ids on every try")
         // Delivered in order per recording: A ready before A deleted.
         let delivered = got
-        let aReady = delivered.lastIndex { $0.type == "recording.ready" && String(decoding: $0.body, as: UTF8.self).contains("1732467600.1") }!
-        let aDeleted = delivered.lastIndex { $0.type == "recording.deleted" }!
+        let aReady = try #require(delivered.lastIndex { $0.type == "recording.ready" && String(decoding: $0.body, as: UTF8.self).contains("1732467600.1") })
+        let aDeleted = try #require(delivered.lastIndex { $0.type == "recording.deleted" })
         #expect(aReady < aDeleted)
         // Signatures verify: HMAC-SHA256(secret, "<t>.<raw body>").
         for r in got {
@@ -169,12 +162,11 @@ extension WebhookTests {
             await burst.end(id, ok: ok)
             return ok
         }
-        try await withReceiver(logger: logger, slow) { url in
+        try await withWebhookReceiver(slow) { url in
             let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger,
                                        timeout: 5, backoff: 0.05, poll: .milliseconds(20), concurrency: 8)
             let run = Task { try await sender.run() }
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline, try !catalog.undeliveredEvents().isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            _ = try await eventuallyAsync(60, every: .milliseconds(20)) { try catalog.undeliveredEvents().isEmpty }
             run.cancel()
             _ = await run.result
         }
@@ -186,8 +178,10 @@ extension WebhookTests {
         #expect(await burst.attempts.values.reduce(0, +) >= 165 + 165 / 3)
     }
 
-    /// Cancelled while every delivery hangs (a listener that never answers): `run` ends at once,
-    /// not after the 30 s timeout, and the events stay pending with no attempt counted.
+    /// Cancelled while deliveries hang (a listener that reads each request and never answers),
+    /// once the listener holds as many unanswered requests as the sender's concurrency, so the
+    /// cancellation certainly lands with deliveries in flight: `run` ends at once, not after the
+    /// 60 s timeout, and the events stay pending with no attempt counted.
     @Test func cancellationEndsDeliveriesInFlight() async throws {
         let dir = TempDir()
         let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
@@ -197,16 +191,19 @@ extension WebhookTests {
                 try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(r)", key: "recording", object: [:], now: Date())
             }
         }
-        let (fd, port) = try silentListener()
-        defer { close(fd) }
-        let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(port)/hook")!, secret: "s", logger: logger,
-                                   timeout: 30, poll: .milliseconds(20), concurrency: 4)
+        let listener = try HangingListener()
+        defer { listener.stop() }
+        let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(listener.port)/hook")!, secret: "s", logger: logger,
+                                   timeout: 60, poll: .milliseconds(20), concurrency: 4)
         let run = Task { try await sender.run() }
-        try await Task.sleep(for: .milliseconds(500))
+        let inFlight = await eventuallyAsync(30) { listener.requests >= 4 }
+        #expect(inFlight, "only \(listener.requests) request(s) reached the listener")
         let cancelled = ContinuousClock.now
         run.cancel()
         _ = await run.result
-        #expect(ContinuousClock.now - cancelled < .seconds(5))
+        // A liveness bound, far below the 60 s a delivery would otherwise hang.
+        #expect(ContinuousClock.now - cancelled < .seconds(20))
+        #expect(listener.requests == 4, "no delivery started after the cancellation")
         let pending = try catalog.undeliveredEvents()
         #expect(pending.count == 20 && pending.allSatisfy { $0.attempts == 0 })
     }
@@ -220,7 +217,7 @@ extension WebhookTests {
         let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
         let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
         let received = Received(failFirst: 0)
-        try await withReceiver(logger: logger, { await received.take($0, signature: $1) }) { url in
+        try await withWebhookReceiver({ await received.take($0, signature: $1) }) { url in
             let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger, poll: .seconds(60))
             let run = Task { try await sender.run() }
             try await Task.sleep(for: .milliseconds(200))  // the sender's first poll found nothing and waits
@@ -229,9 +226,7 @@ extension WebhookTests {
                 try await catalog.pool.write { db in
                     try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(n)", key: "recording", object: [:], now: Date())
                 }
-                while await received.requests.count <= n && ContinuousClock.now - committed < .seconds(30) {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                _ = await eventuallyAsync(30, every: .milliseconds(5)) { await received.requests.count > n }
                 // Far below the poll; not tight, because the whole suite loads both cores (5 s seen).
                 #expect(ContinuousClock.now - committed < .seconds(20), "event \(n)")
             }
@@ -242,35 +237,77 @@ extension WebhookTests {
     }
 }
 
-/// A webhook receiver on a loopback port for the length of `body`, which gets its URL:
-/// `answer(body, Callrec-Signature)` says whether to accept the request (200) or refuse it (500).
-func withReceiver(
-    logger: Logger, _ answer: @escaping @Sendable (Data, String) async throws -> Bool, _ body: @escaping @Sendable (URL) async throws -> Void
-) async throws {
-    let router = Router()
-    router.post("/hook") { request, _ -> Response in
-        var request = request
-        let bytes = try await request.collectBody(upTo: 1 << 20)
-        let ok = try await answer(Data(bytes.readableBytesView), request.headers[HTTPField.Name("Callrec-Signature")!] ?? "")
-        return Response(status: ok ? .ok : .internalServerError)
-    }
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-    try await app.test(.live) { client in
-        try await body(URL(string: "http://127.0.0.1:\(try #require(client.port))/hook")!)
-    }
-}
+/// A loopback listener that accepts connections, reads each request's head and never answers:
+/// `requests` counts the heads it holds unanswered.
+final class HangingListener: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var count = 0
+    private var connections: [Int32] = []
+    private var stopped = false
+    private var thread: Thread?
 
-/// A loopback socket that accepts connections (in the kernel's backlog) and never answers.
-func silentListener() throws -> (Int32, Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &len) == 0 }
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard fd >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let t = Thread { [self] in serve() }
+        thread = t
+        t.start()
     }
-    guard fd >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
-    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+
+    var requests: Int { locked { count } }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    /// Accepts and reads, polling so that `stop` ends it.
+    private func serve() {
+        var heads: [Int32: [UInt8]] = [:]
+        while !locked({ stopped }) {
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)] + heads.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 50) > 0 else { continue }
+            for p in fds where p.revents != 0 {
+                if p.fd == fd {
+                    let c = accept(fd, nil, nil)
+                    if c >= 0 {
+                        heads[c] = []
+                        locked { connections.append(c) }
+                    }
+                    continue
+                }
+                var buf = [UInt8](repeating: 0, count: 4096)
+                let n = read(p.fd, &buf, buf.count)
+                if n <= 0 {
+                    heads[p.fd] = nil
+                    continue
+                }
+                heads[p.fd, default: []] += buf[0..<n]
+                if let h = heads[p.fd], h.count >= 4, String(decoding: h, as: UTF8.self).contains("\r\n\r\n") {
+                    heads[p.fd] = nil  // a whole request head: held, never answered
+                    locked { count += 1 }
+                }
+            }
+        }
+    }
+
+    func stop() {
+        locked { stopped = true }
+        while thread?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
+        for c in locked({ connections }) { close(c) }
+        close(fd)
+    }
 }

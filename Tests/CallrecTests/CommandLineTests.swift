@@ -15,9 +15,9 @@ struct CommandLineTests {
         let dir = TempDir()
         let data = dir.file("data")
         let a = dir.file("1732467600.42.wav")
-        let b = dir.file("1732554000.7.WAV")  // a day later
-        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: a)
-        try FileManager.default.copyItem(atPath: Paths.fixture("crashed.WAV"), toPath: b)
+        let b = dir.file("1732500000.7.WAV")  // 2024-11-25T02:00Z: the 25th in UTC, still the 24th in São Paulo
+        try placeFixture("speech.wav", at: a)
+        try placeFixture("crashed.WAV", at: b)
         let ingest = try callrec(["ingest", "--data", data, a, b])
         #expect(ingest.status == 0, "\(ingest.err)")
         #expect(!FileManager.default.fileExists(atPath: a) && !FileManager.default.fileExists(atPath: b))
@@ -37,10 +37,14 @@ struct CommandLineTests {
         let day = try callrec(["list", "--from", "2024-11-24", "--to", "2024-11-25", "--json", "--data", data])
         let items = try #require(try JSONSerialization.jsonObject(with: Data(day.out.utf8)) as? [[String: Any]])
         #expect(items.map { $0["uniqueid"] as? String } == ["1732467600.42"])
-        // 2024-11-25T17:00Z is still 25 Nov in São Paulo (UTC−3) and in UTC.
-        let sp = try callrec(["list", "--from", "2024-11-25", "--to", "2024-11-26", "--data", data], env: ["CALLREC_TZ": "America/Sao_Paulo"])
-        #expect(sp.out.contains("1732554000.7"))
-        #expect(!sp.out.contains("1732467600.42"))
+        // The same dates in São Paulo (UTC−3): 2024-11-25T02:00Z is 23:00 on the 24th there, so
+        // it moves from the 25th to the 24th; 17:00Z on the 24th stays on the 24th.
+        let utc25 = try callrec(["list", "--from", "2024-11-25", "--to", "2024-11-26", "--data", data], env: ["CALLREC_TZ": "UTC"])
+        #expect(utc25.out.contains("1732500000.7") && !utc25.out.contains("1732467600.42"), "\(utc25.out)")
+        let sp24 = try callrec(["list", "--from", "2024-11-24", "--to", "2024-11-25", "--data", data], env: ["CALLREC_TZ": "America/Sao_Paulo"])
+        #expect(sp24.out.contains("1732500000.7") && sp24.out.contains("1732467600.42"), "\(sp24.out)")
+        let sp25 = try callrec(["list", "--from", "2024-11-25", "--to", "2024-11-26", "--data", data], env: ["CALLREC_TZ": "America/Sao_Paulo"])
+        #expect(sp25.status == 0 && !sp25.out.contains("1732500000.7"), "\(sp25.out)")
         let all = try callrec(["list", "--data", data])
         #expect(all.out.split(separator: "\n").count == 2)
     }
@@ -49,7 +53,7 @@ struct CommandLineTests {
         let dir = TempDir()
         let data = dir.file("data")
         let bad = dir.file("1732467600.9.wav")
-        try FileManager.default.copyItem(atPath: Paths.fixture("bad-text.wav"), toPath: bad)
+        try placeFixture("bad-text.wav", at: bad)
         let r = try callrec(["ingest", "--data", data, bad])
         #expect(r.status != 0)
         #expect(r.err.hasPrefix("callrec: "))

@@ -11,7 +11,7 @@ struct PurgeKillTests {
         let dir = TempDir()
         let data = dir.file("data")
         let src = dir.file("1732467600.0.wav")
-        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: src)
+        try placeFixture("speech.wav", at: src)
         #expect(try run(Paths.binary, ["ingest", "--data", data, src]).status == 0)
         // 3,000 more recordings: copies of that row, their files hard links to its file.
         let catalog = try Catalog(data: DataDirectory(data))
@@ -32,8 +32,13 @@ struct PurgeKillTests {
         #expect(try run(Paths.binary, ["hold", "1732467600.7", "--reason", "court", "--data", data]).status == 0)
         var env = ProcessInfo.processInfo.environment
         env["CALLREC_RETENTION_DAYS"] = "30"
+        func tombstones() throws -> Int { try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! } }
+        func filesOnDisk() -> Int {
+            (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".opus") }.count
+        }
         var kills = 0
-        var partial = 0  // kills that landed in the middle of the work
+        var partial = 0  // kills that landed in the middle of the work: some rows removed, not all
+        var cutShort = 0  // kills that left files of removed rows on disk (the next run must finish them)
         for _ in 0..<12 {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Paths.binary)
@@ -41,20 +46,26 @@ struct PurgeKillTests {
             p.environment = env
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
+            let before = try tombstones()
             try p.run()
-            Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.8))
+            // Once this run's work has visibly begun (a batch committed), a little later: mid-work.
+            _ = eventually(30) { !p.isRunning || ((try? tombstones()) ?? 0) > before }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.05))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
             }
             p.waitUntilExit()
-            let removed = try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! }
-            if p.terminationReason == .uncaughtSignal && removed > 0 && removed < count { partial += 1 }
+            let removed = try tombstones()
+            if p.terminationReason == .uncaughtSignal && removed > before && removed < count { partial += 1 }
+            if p.terminationReason == .uncaughtSignal && filesOnDisk() > count + 1 - removed { cutShort += 1 }
             if p.terminationReason == .exit && p.terminationStatus == 0 { break }
         }
         let final = try run(Paths.binary, ["purge", "--json", "--data", data], environment: env)
         #expect(final.status == 0)
-        print("purge SIGKILL test: \(kills) kill(s), \(partial) in the middle of the work, before a run finished")
+        print("purge SIGKILL test: \(kills) kill(s), \(partial) in the middle of the work, \(cutShort) with removed rows' files left")
+        // Like WebhookKillTests: proven that a kill landed with work half done.
+        #expect(partial > 0, "no kill landed in the middle of the work (\(kills) kills)")
         #expect(try catalog.count() == 1)
         #expect(try catalog.recording("1732467600.7")?.legalHold == true)
         let files = (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".opus") }

@@ -20,7 +20,7 @@ struct QuarantineCommandTests {
         let data = dir.file("data"), spool = dir.file("spool")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         let bad = spool + "/1732467600.9.wav"
-        try FileManager.default.copyItem(atPath: Paths.fixture("bad-text.wav"), toPath: bad)
+        try placeFixture("bad-text.wav", at: bad)
         let original = try Data(contentsOf: URL(fileURLWithPath: bad))
         let env = ["CALLREC_SPOOL": spool]
         #expect(try callrecCLI(["ingest", "--data", data, bad], env: env).status != 0)
@@ -85,7 +85,7 @@ struct QuarantineCommandTests {
         let dir = TempDir()
         let data = dir.file("data")
         let src = dir.file("1732467600.42.wav")
-        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: src)
+        try placeFixture("speech.wav", at: src)
         let r = try run("/bin/sh", ["-c", "umask 022 && exec \"$0\" \"$@\"", Paths.binary, "ingest", "--data", data, src])
         #expect(r.status == 0, "\(r.err)")
         func mode(_ p: String) -> mode_t {

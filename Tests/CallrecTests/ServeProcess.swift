@@ -1,10 +1,6 @@
 import CallrecTestSupport
 import Foundation
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// `callrec serve` as a subprocess on port 0, with its log in a file.
 final class ServeProcess {
     let process = Process()
@@ -28,19 +24,16 @@ final class ServeProcess {
         process.standardError = handle
         process.standardOutput = handle
         try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && process.isRunning {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let r = text.range(of: "listening on 127.0.0.1:", options: .backwards) {
-                let digits = text[r.upperBound...].prefix { $0.isNumber }
-                if let p = Int(digits), p > 0 {
-                    port = p
-                    return
-                }
+        let started = eventually(30) {
+            let t = text()
+            if let r = t.range(of: "listening on 127.0.0.1:", options: .backwards), let p = Int(t[r.upperBound...].prefix { $0.isNumber }), p > 0 {
+                port = p
             }
-            Thread.sleep(forTimeInterval: 0.05)
+            return port > 0 || !process.isRunning
         }
-        throw NSError(domain: "ServeProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "serve did not start: \(text())"])
+        guard started, port > 0 else {
+            throw NSError(domain: "ServeProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "serve did not start: \(text())"])
+        }
     }
 
     func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
@@ -55,16 +48,7 @@ final class ServeProcess {
 
     /// GET on the server: status and body.
     func get(_ path: String) throws -> (Int, Data) {
-        let url = URL(string: "http://127.0.0.1:\(port)\(path)")!
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Int, Data)?
-        nonisolated(unsafe) var failure: (any Error)?
-        URLSession.shared.dataTask(with: url) { data, response, error in
-            if let error { failure = error } else { result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()) }
-            done.signal()
-        }.resume()
-        done.wait()
-        if let failure { throw failure }
-        return result!
+        let answer = try http("GET", "http://127.0.0.1:\(port)\(path)")
+        return (answer.status, answer.body)
     }
 }

@@ -14,7 +14,7 @@ struct ServeStartupTests {
         let spool = dir.file("spool2")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         let waiting = spool + "/1732467600.42.wav"
-        try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: waiting)
+        try placeFixture("speech.wav", at: waiting)
         let r = try callrecCLI(
             ["serve", "--data", dir.file("data2"), "--spool", spool, "--port", "\(first.port)"],
             env: ["CALLREC_SCAN_AGE": "0", "CALLREC_SETTLE_MS": "0", "CALLREC_LOG_LEVEL": "critical"])
@@ -61,8 +61,7 @@ struct ServeStartupTests {
         p.standardOutput = h
         try p.run()
         let text = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, p.isRunning, !text().contains("listening on") { Thread.sleep(forTimeInterval: 0.1) }
+        _ = eventually(30) { !p.isRunning || text().contains("listening on") }
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         let out = text()

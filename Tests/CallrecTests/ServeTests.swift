@@ -16,9 +16,7 @@ struct ServeTests {
         let writer = try MixMonitorWriter(path: spool + "/1732467600.42.wav", pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))
         try writer.record(frames: 300)
         try writer.close()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav") { Thread.sleep(forTimeInterval: 0.1) }
-        #expect(!FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav"))
+        #expect(eventually(20) { !FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav") })
         let metrics = String(decoding: try serve.get("/metrics").1, as: UTF8.self)
         #expect(metrics.contains("callrec_ingested_total 1"))
         let missing = try serve.get("/nowhere")
@@ -39,7 +37,7 @@ struct ServeTests {
         var expected: [String: Int] = [:]
         var rng = SystemRandomNumberGenerator()
         let rounds = 10
-        var interrupted = 0  // rounds killed with calls still in the spool
+        var interrupted = 0  // kills that landed with calls of the round still in the spool
         for round in 0..<rounds {
             let serve = try ServeProcess(data: data, spool: spool, log: dir.file("serve.log"))
             // Calls of different lengths, written while the service runs.
@@ -51,18 +49,18 @@ struct ServeTests {
                 try w.close()
                 expected[id] = frames * 160
             }
-            Thread.sleep(forTimeInterval: Double.random(in: 0...0.8, using: &rng))
-            let pending = (try? FileManager.default.contentsOfDirectory(atPath: spool))?.count ?? 0
-            serve.stop(SIGKILL)
-            if pending > 0 { interrupted += 1 }
+            // Half the rounds are killed at once (the calls certainly pending), half a little later.
+            Thread.sleep(forTimeInterval: round % 2 == 0 ? 0 : Double.random(in: 0...0.8, using: &rng))
+            #expect(serve.stop(SIGKILL) == SIGKILL)
+            // Counted once the process is gone, so nothing can be taken after the count.
+            if ((try? FileManager.default.contentsOfDirectory(atPath: spool))?.count ?? 0) > 0 { interrupted += 1 }
         }
         print("SIGKILL test: \(interrupted) of \(rounds) kills landed with calls still in the spool")
+        // Like WebhookKillTests: proven that kills landed with work pending, which the next start must finish.
+        #expect(interrupted > 0, "no kill landed with calls pending")
         // A last run with no kill: everything must arrive.
         let serve = try ServeProcess(data: data, spool: spool, log: dir.file("serve.log"))
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, !((try? FileManager.default.contentsOfDirectory(atPath: spool))?.isEmpty ?? false) {
-            Thread.sleep(forTimeInterval: 0.2)
-        }
+        _ = eventually(60) { (try? FileManager.default.contentsOfDirectory(atPath: spool))?.isEmpty ?? false }
         #expect(serve.stop(SIGTERM) == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "spool not drained")
 
@@ -78,5 +76,32 @@ struct ServeTests {
         #expect(audio.filter { $0.hasSuffix(".opus") }.count == expected.count)
         let quarantined = (try? FileManager.default.contentsOfDirectory(atPath: data + "/quarantine")) ?? []
         #expect(quarantined.isEmpty)
+    }
+
+    /// SIGTERM while an ingest is in flight (its temporary Opus file is being written): serve
+    /// lets it finish — the recording is catalogued whole, its source removed — and exits 0.
+    @Test func sigtermLetsIngestsInFlightFinish() throws {
+        let dir = TempDir()
+        let spool = dir.file("spool"), data = dir.file("data")
+        let serve = try ServeProcess(data: data, spool: spool, log: dir.file("serve.log"))
+        // Fifteen minutes of speech: long enough to be caught in the middle of its transcoding.
+        let pcm = try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav"))
+        let writer = try MixMonitorWriter(path: spool + "/1732467600.77.wav", pcm: pcm)
+        try writer.record(frames: 15 * 60 * 50)
+        try writer.close()
+        func temporaryFiles() -> [String] {
+            (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.contains(".partial-") }
+        }
+        let inFlight = eventually(60) { !temporaryFiles().isEmpty }
+        try #require(inFlight, "the ingest never started: \(serve.text())")
+        #expect(serve.stop(SIGTERM) == 0, "\(serve.text())")
+        let log = serve.text()
+        #expect(log.contains("stopping (1 ingests finishing)"), "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: spool + "/1732467600.77.wav"), "source left in the spool")
+        #expect(temporaryFiles().isEmpty)
+        let show = try run(Paths.binary, ["show", "1732467600.77", "--json", "--data", data])
+        #expect(show.status == 0, "\(show.err)")
+        let json = try #require(try JSONSerialization.jsonObject(with: show.out) as? [String: Any])
+        #expect(json["samples"] as? Int == writer.samplesWritten)
     }
 }

@@ -47,47 +47,29 @@ struct WebhookKillTests {
         let ids = (1...6).map { "1732467600.\($0)" }
         let deleted = Array(ids.prefix(2))  // these get a recording.deleted behind their refused recording.ready
         let hooks = HookLog()
-        let router = Router()
-        router.post("/hook") { request, _ -> Response in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            let ok = await hooks.take(Data(body.readableBytesView), signature: request.headers[HTTPField.Name("Callrec-Signature")!] ?? "")
-            return Response(status: ok ? .ok : .internalServerError)
-        }
-        let logger = { var l = Logger(label: "receiver"); l.logLevel = .critical; return l }()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            let env = ["CALLREC_WEBHOOK_URL": "http://127.0.0.1:\(port)/hook", "CALLREC_WEBHOOK_SECRET": secret]
-            func pending() throws -> [[String: String]] {
+        try await withWebhookReceiver({ await hooks.take($0, signature: $1) }) { url in
+            let env = ["CALLREC_WEBHOOK_URL": url.absoluteString, "CALLREC_WEBHOOK_SECRET": secret]
+            @Sendable func pending() throws -> [[String: String]] {
                 var cli = ProcessInfo.processInfo.environment
                 for (k, v) in env { cli[k] = v }
                 let r = try run(Paths.binary, ["webhooks", "--json", "--data", data], environment: cli)
                 #expect(r.status == 0, "\(r.err)")
                 return try JSONSerialization.jsonObject(with: r.out) as? [[String: String]] ?? []
             }
-            func waitFor(_ what: String, seconds: Double = 60, _ condition: () async throws -> Bool) async throws {
-                let deadline = Date().addingTimeInterval(seconds)
-                while Date() < deadline {
-                    if try await condition() { return }
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-                Issue.record("timed out waiting for \(what)")
-                throw CancellationError()
-            }
 
             // The receiver refuses; the recordings come in through the spool.
             let first = try ServeProcess(data: data, spool: spool, environment: env, log: logs.0)
-            for id in ids { try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: spool + "/\(id).wav") }
-            try await waitFor("a refused recording.ready of every recording") {
+            for id in ids { try placeFixture("speech.wav", at: spool + "/\(id).wav") }
+            let refusedAll = await eventuallyAsync(60) {
                 let refused = await hooks.requests.filter { $0.type == "recording.ready" && !$0.accepted }
                 return Set(refused.map(\.uniqueid)) == Set(ids)
             }
+            try #require(refusedAll, "a refused recording.ready of every recording")
             // Two recordings deleted while their recording.ready is still failing.
             let token = String(decoding: try run(Paths.binary, ["token", "--role", "admin", "--data", data]).out, as: UTF8.self)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             for id in deleted {
-                #expect(try request("DELETE", "http://127.0.0.1:\(first.port)/recordings/\(id)", token: token) == 204)
+                #expect(try http("DELETE", "http://127.0.0.1:\(first.port)/recordings/\(id)", token: token).status == 204)
             }
             let before = try pending()
             #expect(before.count == ids.count + deleted.count, "\(before)")
@@ -98,7 +80,7 @@ struct WebhookKillTests {
             // The receiver accepts; serve starts again and catches up.
             await hooks.accept()
             let second = try ServeProcess(data: data, spool: spool, environment: env, log: logs.1)
-            try await waitFor("nothing pending after the restart") { try pending().isEmpty }
+            #expect(try await eventuallyAsync(60) { try pending().isEmpty }, "events still pending after the restart")
             #expect(second.stop(SIGTERM) == 0)
         }
 
@@ -132,21 +114,4 @@ struct WebhookKillTests {
             if let at = Int(t) { #expect(abs(Date().timeIntervalSince1970 - Double(at)) < 300) }
         }
     }
-}
-
-/// One request with a bearer token; the status.
-func request(_ method: String, _ url: String, token: String) throws -> Int {
-    var req = URLRequest(url: URL(string: url)!)
-    req.httpMethod = method
-    req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var status = 0
-    nonisolated(unsafe) var failure: (any Error)?
-    URLSession.shared.dataTask(with: req) { _, response, error in
-        if let error { failure = error } else { status = (response as? HTTPURLResponse)?.statusCode ?? 0 }
-        done.signal()
-    }.resume()
-    done.wait()
-    if let failure { throw failure }
-    return status
 }
