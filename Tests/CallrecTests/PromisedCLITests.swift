@@ -311,3 +311,19 @@ struct PromisedCLITests {
         #expect(text.out.contains("court order 12"))
     }
 }
+
+extension PromisedCLITests {
+    /// `serve` and CLI commands open the catalog at the same moment, on a new data directory or
+    /// after an upgrade that adds migrations: every one of them must get a migrated catalog, none
+    /// fail with "table already exists" / "duplicate column name" (each ran the same migration).
+    @Test func commandsOpeningANewCatalogAtOnceAllSucceed() throws {
+        for _ in 0..<3 {
+            let dir = TempDir()
+            let started = try (0..<6).map { _ in try Promised.Started(["list", "--data", dir.file("data")]) }
+            for p in started {
+                p.process.waitUntilExit()
+                #expect(p.process.terminationStatus == 0, "\(p.err)")
+            }
+        }
+    }
+}
