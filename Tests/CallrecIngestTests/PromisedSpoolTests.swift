@@ -82,7 +82,7 @@ struct PromisedSpoolTests {
 
     /// A file closed, then changed again (appended to, closed) twice within the settle time, is
     /// taken once, whole, only after it has stayed unchanged for the settle time (the default,
-    /// 2 s). Checked to fail: with the settle time counted from the first close only.
+    /// 2 s). Checked to fail: with the settle time ignored (taken at the first close).
     @Test func aFileChangedWithinTheSettleTimeIsTakenOnlyOnceItStaysUnchanged() throws {
         let b = try PromisedSpool()
         let settle = WatcherOptions().settle

@@ -81,9 +81,10 @@ struct PromisedFormatTests {
         }
     }
 
-    /// A rate Opus cannot take (11025 Hz) is resampled for the encoder, to 16 kHz (the next Opus
-    /// rate up: the decoded length is a whole number of 16 kHz samples), while `samples` and
-    /// `sample_rate` are still the source's, and the audio comes back at its level.
+    /// A rate Opus cannot take (11025 Hz) is resampled for the encoder, while `samples` and
+    /// `sample_rate` are still the source's, the OpusHead keeps 11025 as the original rate, the
+    /// Opus decodes to the same duration and the audio comes back at its level. (Which Opus rate
+    /// the encoder ran at, 16 kHz here, cannot be seen from outside: 48 kHz would pass too.)
     @Test func aRateOpusCannotTakeIsResampledAndMeasuredAsTheSource() throws {
         let dir = TempDir()
         let input = dir.file("1732467600.8.wav")
