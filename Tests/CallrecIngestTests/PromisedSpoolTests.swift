@@ -44,11 +44,12 @@ private final class PromisedSpool: @unchecked Sendable {
         return w
     }
 
-    static func wait(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+    /// Async, so that waiting holds no thread of the cooperative pool other tests need.
+    static func wait(_ seconds: TimeInterval, _ condition: () throws -> Bool) async rethrows -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+            try? await Task.sleep(for: .milliseconds(50))
         }
         return try condition()
     }
@@ -66,7 +67,7 @@ struct PromisedSpoolTests {
     /// A finished recording `rename(2)`d into the spool (what a tool that writes elsewhere and
     /// moves in does) is taken: IN_MOVED_TO counts as a close. No scan can find it here (scan age
     /// an hour). Checked to fail: with IN_MOVED_TO handled like IN_CREATE (as still being written).
-    @Test func aFileRenamedIntoTheSpoolIsTaken() throws {
+    @Test func aFileRenamedIntoTheSpoolIsTaken() async throws {
         let b = try PromisedSpool()
         let w = b.watcher(settle: 0.2)
         try w.start()
@@ -75,7 +76,7 @@ struct PromisedSpoolTests {
         try PromisedSpool.wav(frames: 150).write(to: URL(fileURLWithPath: outside))
         let inside = b.spool + "/1732467600.31.wav"
         #expect(rename(outside, inside) == 0)
-        #expect(PromisedSpool.wait(20) { (try? b.catalog.recording("1732467600.31")) != nil }, "\(b.outcomes)")
+        #expect(await PromisedSpool.wait(20) { (try? b.catalog.recording("1732467600.31")) != nil }, "\(b.outcomes)")
         #expect(try b.catalog.recording("1732467600.31")?.samples == 150 * 160)
         #expect(!FileManager.default.fileExists(atPath: inside))
     }
@@ -83,7 +84,7 @@ struct PromisedSpoolTests {
     /// A file closed, then changed again (appended to, closed) twice within the settle time, is
     /// taken once, whole, only after it has stayed unchanged for the settle time (the default,
     /// 2 s). Checked to fail: with the settle time ignored (taken at the first close).
-    @Test func aFileChangedWithinTheSettleTimeIsTakenOnlyOnceItStaysUnchanged() throws {
+    @Test func aFileChangedWithinTheSettleTimeIsTakenOnlyOnceItStaysUnchanged() async throws {
         let b = try PromisedSpool()
         let settle = WatcherOptions().settle
         #expect(settle == 2)
@@ -98,9 +99,12 @@ struct PromisedSpoolTests {
         var frames = 100
         var lastChange = Date()
         for _ in 0..<2 {
-            Thread.sleep(forTimeInterval: 0.4)  // well inside the settle time
+            usleep(400_000)  // well inside the settle time (a short blocking wait, to keep it so)
             guard let h = FileHandle(forUpdatingAtPath: path) else {
-                Issue.record("the file was taken \(Date().timeIntervalSince(lastChange)) s after a change: \(b.outcomes)")
+                // Taken: wrong unless this machine was so busy that the file did stay unchanged
+                // for the whole settle time.
+                let quiet = Date().timeIntervalSince(lastChange)
+                if quiet < settle { Issue.record("the file was taken \(quiet) s after a change: \(b.outcomes)") }
                 return
             }
             try h.seekToEnd()
@@ -111,7 +115,7 @@ struct PromisedSpoolTests {
             try h.close()
             lastChange = Date()
         }
-        #expect(PromisedSpool.wait(20) { !b.outcomes.isEmpty })
+        #expect(await PromisedSpool.wait(20) { !b.outcomes.isEmpty })
         let outcomes = b.outcomes
         #expect(outcomes.count == 1, "\(outcomes)")
         #expect(outcomes.first?.outcome == .ingested(uniqueid: "1732467600.32", parts: 1))
@@ -124,7 +128,7 @@ struct PromisedSpoolTests {
     /// the spool — not quarantined — and the watcher tries again with back-off; once the folder
     /// is writable again the file is ingested. Checked to fail: with every MediaError treated as
     /// permanent (the file went to quarantine on the first try).
-    @Test func aTransientFailureKeepsTheSourceAndIsRetriedUntilItSucceeds() throws {
+    @Test func aTransientFailureKeepsTheSourceAndIsRetriedUntilItSucceeds() async throws {
         let b = try PromisedSpool()
         let audio = b.data.audioRoot
         try FileManager.default.createDirectory(atPath: audio, withIntermediateDirectories: true)
@@ -146,7 +150,7 @@ struct PromisedSpoolTests {
         let path = b.spool + "/1732467600.33.wav"
         try PromisedSpool.wav(frames: 120).write(to: URL(fileURLWithPath: path))
 
-        #expect(PromisedSpool.wait(20) { b.outcomes.count >= 2 }, "\(b.outcomes)")  // a first try and a retry
+        #expect(await PromisedSpool.wait(20) { b.outcomes.count >= 2 }, "\(b.outcomes)")  // a first try and a retry
         for o in b.outcomes {
             guard case .deferred = o.outcome else {
                 Issue.record("not deferred: \(o.outcome)")
@@ -154,12 +158,12 @@ struct PromisedSpoolTests {
             }
         }
         #expect(FileManager.default.fileExists(atPath: path), "the source must stay while it cannot be ingested")
-        #expect(try b.catalog.count() == 0)
+        #expect(try await b.catalog.count() == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: b.data.quarantineRoot).isEmpty)
 
         try writable(true)
         restored = true
-        #expect(PromisedSpool.wait(30) { (try? b.catalog.recording("1732467600.33")) != nil }, "\(b.outcomes)")
+        #expect(await PromisedSpool.wait(30) { b.outcomes.last?.outcome == .ingested(uniqueid: "1732467600.33", parts: 1) }, "\(b.outcomes)")
         #expect(b.outcomes.last?.outcome == .ingested(uniqueid: "1732467600.33", parts: 1))
         #expect(try b.catalog.recording("1732467600.33")?.samples == 120 * 160)
         #expect(!FileManager.default.fileExists(atPath: path))

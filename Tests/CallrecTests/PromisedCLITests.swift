@@ -61,7 +61,7 @@ struct PromisedCLITests {
     /// through meanwhile; once the lock is released the waiting ingest finishes.
     /// Checked to fail: with `flock(fd, LOCK_EX)` made `LOCK_EX | LOCK_NB` (failure ignored) in
     /// UniqueidLock, the held ingest finished at once.
-    @Test func ingestWaitsWhileAnotherProcessHoldsTheUniqueidLock() throws {
+    @Test func ingestWaitsWhileAnotherProcessHoldsTheUniqueidLock() async throws {
         let dir = TempDir()
         let data = dir.file("data")
         let held = "1732467600.42"
@@ -80,13 +80,13 @@ struct PromisedCLITests {
         // Another uniqueid is not held up (and shows how long one ingest takes here).
         let free = try Promised.callrec(["ingest", "--data", data, otherFile])
         #expect(free.status == 0, "\(free.err)")
-        Thread.sleep(forTimeInterval: 2)
+        try await Task.sleep(for: .milliseconds(Int(2 * 1000)))
         #expect(waiting.process.isRunning, "callrec ingest did not wait for the lock: \(waiting.out) \(waiting.err)")
         #expect(FileManager.default.fileExists(atPath: heldFile))
         #expect(try Promised.callrec(["show", held, "--data", data]).status != 0)
 
         flock(fd, LOCK_UN)
-        #expect(Promised.eventually(60) { !waiting.process.isRunning }, "still waiting after the lock was released")
+        #expect(await Promised.eventually(60) { !waiting.process.isRunning }, "still waiting after the lock was released")
         #expect(waiting.process.terminationStatus == 0, "\(waiting.err)")
         #expect(!FileManager.default.fileExists(atPath: heldFile))
         #expect(try Promised.callrec(["show", held, "--data", data]).status == 0)
@@ -97,7 +97,7 @@ struct PromisedCLITests {
     /// With no secret in the environment, the first command that needs one creates it in
     /// `<data>/secrets/`: folder 0700, each file 0600, exactly the secret (≥ 32 bytes).
     /// Checked to fail: with `writeSynced` creating files 0o644.
-    @Test func createdSecretsAre0600InA0700Folder() throws {
+    @Test func createdSecretsAre0600InA0700Folder() async throws {
         let dir = TempDir()
         let data = dir.file("data")
         #expect(try Promised.callrec(["token", "--role", "admin", "--data", data]).status == 0)
@@ -116,7 +116,7 @@ struct PromisedCLITests {
     /// A `CALLREC_JWT_SECRET` shorter than 32 bytes is refused with a message that names it, by
     /// the commands that sign tokens and by `serve` (which exits instead of serving); 32 bytes
     /// are enough. Checked to fail: with the guard in TokenAuthority removed (31 bytes accepted).
-    @Test func aJWTSecretShorterThan32BytesIsRefused() throws {
+    @Test func aJWTSecretShorterThan32BytesIsRefused() async throws {
         let dir = TempDir()
         let data = dir.file("data")
         let short = String(repeating: "k", count: 31)
@@ -139,7 +139,7 @@ struct PromisedCLITests {
 
     /// `callrec export`: a ZIP that `unzip -t` passes, with the recordings of the range and
     /// company (`--to` exclusive) as stored, and manifests whose SHA-256 match the files.
-    @Test func exportWritesAValidZIPWithManifests() throws {
+    @Test func exportWritesAValidZIPWithManifests() async throws {
         let calls = try Calls()
         let zip = calls.dir.file("out.zip")
         let r = try calls.callrec(["export", "--from", "2024-11-24", "--to", "2024-11-27", "--company", "42", "--out", zip])
@@ -178,7 +178,7 @@ struct PromisedCLITests {
 
     /// `callrec verify` exits 0 when every file matches, non-zero (one line on stderr) when a
     /// file is damaged or missing, naming each. Checked to fail: with the exit in Verify removed.
-    @Test func verifyExitStatusSaysWhetherEveryFileIsIntact() throws {
+    @Test func verifyExitStatusSaysWhetherEveryFileIsIntact() async throws {
         let calls = try Calls()
         let clean = try calls.callrec(["verify"])
         #expect(clean.status == 0, "\(clean.err)")
@@ -205,7 +205,7 @@ struct PromisedCLITests {
 
     /// A catalog deleted outright is rebuilt by `callrec reindex` from the audio files alone:
     /// the same recordings, start times, companies, agents, numbers and files.
-    @Test func reindexRebuildsADeletedCatalogFromTheAudio() throws {
+    @Test func reindexRebuildsADeletedCatalogFromTheAudio() async throws {
         let calls = try Calls()
         let before = try #require(Promised.json(try calls.callrec(["list", "--json"]).out) as? [[String: Any]])
         #expect(before.count == 3)
@@ -230,7 +230,7 @@ struct PromisedCLITests {
 
     /// Hold by query, `purge --dry-run`, `purge` (and what it says), `release`, and purge again.
     /// Checked to fail: with the expected held list changed to include the company-77 call.
-    @Test func holdByQueryPurgeReleaseAndWhatPurgeSays() throws {
+    @Test func holdByQueryPurgeReleaseAndWhatPurgeSays() async throws {
         let calls = try Calls()
         let hold = try calls.callrec(["hold", "--company", "42", "--lead-number", "5511999990001", "--from", "2024-11-01", "--to", "2024-12-01", "--reason", "case 7"])
         #expect(hold.status == 0, "\(hold.err)")
@@ -264,7 +264,7 @@ struct PromisedCLITests {
     }
 
     /// `callrec retention`: per-company overrides listed, applied by purge, and cleared.
-    @Test func retentionOverridesAreListedAppliedAndCleared() throws {
+    @Test func retentionOverridesAreListedAppliedAndCleared() async throws {
         let calls = try Calls()
         let long = ["CALLREC_RETENTION_DAYS": "36500"]  // by default nothing here is old enough
         let set = try calls.callrec(["retention", "--company", "77", "--days", "1"], env: long)
@@ -282,7 +282,7 @@ struct PromisedCLITests {
     /// `callrec erase --lead-number N`: every unheld recording of the number goes (row and file),
     /// a held one is kept and reported, other numbers are untouched; `callrec audit` shows the
     /// hold and the erasure without the number itself.
-    @Test func eraseRemovesANumbersRecordingsExceptHeldOnesAndAuditShowsIt() throws {
+    @Test func eraseRemovesANumbersRecordingsExceptHeldOnesAndAuditShowsIt() async throws {
         let calls = try Calls()
         #expect(try calls.callrec(["hold", Calls.c, "--reason", "court order 12"]).status == 0)
         let fileA = try calls.audioPath(Calls.a)
@@ -316,7 +316,7 @@ extension PromisedCLITests {
     /// `serve` and CLI commands open the catalog at the same moment, on a new data directory or
     /// after an upgrade that adds migrations: every one of them must get a migrated catalog, none
     /// fail with "table already exists" / "duplicate column name" (each ran the same migration).
-    @Test func commandsOpeningANewCatalogAtOnceAllSucceed() throws {
+    @Test func commandsOpeningANewCatalogAtOnceAllSucceed() async throws {
         for _ in 0..<3 {
             let dir = TempDir()
             let started = try (0..<6).map { _ in try Promised.Started(["list", "--data", dir.file("data")]) }

@@ -13,6 +13,8 @@ final class PromisedReceiver: @unchecked Sendable {
         var signature: String
         var body: Data
         var status: Int?
+        /// For a request never answered: when the client closed the connection (gave up).
+        var closedAt: Date?
     }
 
     let port: Int
@@ -139,7 +141,11 @@ final class PromisedReceiver: @unchecked Sendable {
                 // Never answer: keep the connection open until the client gives up or we stop.
                 var sink: [UInt8] = []
                 while fill(c, &sink) { sink.removeAll() }
-                lock.withLock { _inFlight -= 1 }
+                let closed = Date()
+                lock.withLock {
+                    _inFlight -= 1
+                    if let i = _hits.lastIndex(where: { $0.id == hit.id && $0.at == hit.at }) { _hits[i].closedAt = closed }
+                }
                 return
             }
             let response = Array("HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Length: 0\r\n\r\n".utf8)

@@ -9,7 +9,7 @@ struct PromisedServeTests {
     /// `serve` purges on its own at `CALLREC_PURGE_AT` (set to the next minute, in UTC): an
     /// expired recording goes (row, file; `show` says removed), a recent one stays, and not
     /// before the time. Checked to fail: with the PurgeService left out of serve's services.
-    @Test func serveRunsTheDailyPurgeAtCALLREC_PURGE_AT() throws {
+    @Test func serveRunsTheDailyPurgeAtCALLREC_PURGE_AT() async throws {
         let dir = TempDir()
         let data = dir.file("data"), spool = dir.file("spool")
         let old = "1732467600.5"  // 2024: past the 90-day default
@@ -28,21 +28,21 @@ struct PromisedServeTests {
         let serve = try PromisedServe(data: data, spool: spool, env: ["CALLREC_PURGE_AT": at, "CALLREC_TZ": "UTC"], log: dir.file("serve.log"))
         #expect(try Promised.callrec(["show", old, "--data", data]).status == 0, "purged before \(at)")
 
-        let purged = Promised.eventually(due - Date().timeIntervalSince1970 + 45) {
+        let purged = await Promised.eventually(due - Date().timeIntervalSince1970 + 45) {
             (try? Promised.callrec(["show", old, "--data", data]))?.out.contains("REMOVED") == true
         }
         #expect(purged, "not purged by \(at) UTC: \(serve.text().suffix(2000))")
         #expect(Date().timeIntervalSince1970 >= due - 1, "purged before \(at)")
         #expect(!FileManager.default.fileExists(atPath: String(oldFile)))
         #expect(try Promised.callrec(["show", recent, "--data", data]).status == 0, "a recent recording was purged")
-        #expect(Promised.eventually(10) { serve.text().contains("retention purge") })
+        #expect(await Promised.eventually(10) { serve.text().contains("retention purge") })
         #expect(serve.stop() == 0)
     }
 
     /// An export job that a stopped `serve` left running is run again from the start by the next
     /// one, and once finished for longer than `CALLREC_EXPORT_TTL_HOURS` its ZIP is removed and
     /// the job says expired. Checked to fail: with `requeueInterruptedJobs` not called at start.
-    @Test func anInterruptedExportRunsAgainAfterARestartAndGoesAfterItsTTL() throws {
+    @Test func anInterruptedExportRunsAgainAfterARestartAndGoesAfterItsTTL() async throws {
         let dir = TempDir()
         let data = dir.file("data"), spool = dir.file("spool")
         let id = "1732467600.8"
@@ -59,7 +59,7 @@ struct PromisedServeTests {
             job.status = .running
             job.done = 1
             job.total = 1
-            try catalog.saveJob(job)
+            try await catalog.saveJob(job)
         }
         let token = try Promised.callrec(["token", "--role", "compliance", "--data", data]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let ttlHours = 0.002  // 7.2 s
@@ -67,7 +67,7 @@ struct PromisedServeTests {
         func status() throws -> [String: Any] {
             try JSONSerialization.jsonObject(with: serve.get("/exports/\(jobID)", token: token).body) as? [String: Any] ?? [:]
         }
-        #expect(Promised.eventually(30) { (try? status())?["status"] as? String == "completed" }, "\((try? status()) ?? [:])")
+        #expect(await Promised.eventually(30) { (try? status())?["status"] as? String == "completed" }, "\((try? status()) ?? [:])")
         let completed = Date()
         let download = try serve.get("/exports/\(jobID)/download", token: token)
         #expect(download.status == 200)
@@ -77,7 +77,7 @@ struct PromisedServeTests {
         let zip = data + "/exports/\(jobID).zip"
         #expect(FileManager.default.fileExists(atPath: zip))
 
-        #expect(Promised.eventually(40) { (try? status())?["status"] as? String == "expired" }, "\((try? status()) ?? [:])")
+        #expect(await Promised.eventually(40) { (try? status())?["status"] as? String == "expired" }, "\((try? status()) ?? [:])")
         #expect(Date().timeIntervalSince(completed) >= ttlHours * 3600 - 1.5, "removed before its TTL")
         #expect(!FileManager.default.fileExists(atPath: zip))
         #expect(try serve.get("/exports/\(jobID)/download", token: token).status == 409)

@@ -68,12 +68,14 @@ enum Promised {
         var err: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
     }
 
-    /// Polls `condition` every 50 ms until it holds or `seconds` pass; whether it held.
-    static func eventually(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+    /// Polls `condition` every 50 ms until it holds or `seconds` pass; whether it held. Async, so
+    /// that a long wait does not hold one of the few threads of Swift's cooperative pool, which
+    /// every other test in this process needs (on two cores, two blocked waits stall them all).
+    static func eventually(_ seconds: TimeInterval, _ condition: () throws -> Bool) async rethrows -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+            try? await Task.sleep(for: .milliseconds(50))
         }
         return try condition()
     }
