@@ -32,7 +32,22 @@ public final class Catalog: Sendable {
             throw CatalogError("cannot open the catalog \(data.catalogPath): \(error)")
         }
         self.data = data
-        try Self.migrator.migrate(pool)
+        // One process at a time: GRDB reads which migrations are applied before each one's
+        // transaction, so `serve` and a CLI command opening a new (or upgraded) catalog together
+        // both ran the same migration, and one failed ("table already exists").
+        try Self.whileLocked(data.root + "/.catalog-migrate.lock") { try Self.migrator.migrate(pool) }
+    }
+
+    /// Runs `body` holding an exclusive flock(2) on `path` (created if needed).
+    static func whileLocked<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, DataDirectory.fileMode)
+        guard fd >= 0 else { throw CatalogError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw CatalogError("cannot lock \(path): \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 
     /// Named migrations: never change one once it has shipped; add a new one.
