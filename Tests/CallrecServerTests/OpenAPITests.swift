@@ -53,4 +53,47 @@ struct OpenAPITests {
             }
         }
     }
+
+    /// The document hangs together: every `$ref` names a component it defines, and every
+    /// operation that needs credentials documents the 401 it answers without them.
+    @Test func documentIsSelfConsistent() {
+        let text = OpenAPIRoute.document
+        #expect(!text.contains("\t"))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // components → kind (2 spaces in) → names (4 spaces in)
+        var defined = Set<String>()
+        var kind = ""
+        var inComponents = false
+        for line in lines {
+            if line == "components:" { inComponents = true; continue }
+            if !line.hasPrefix(" ") { inComponents = false }
+            guard inComponents else { continue }
+            if line.hasPrefix("  "), !line.hasPrefix("   "), line.hasSuffix(":") { kind = String(line.dropFirst(2).dropLast()) }
+            else if line.hasPrefix("    "), !line.hasPrefix("     "), let colon = line.firstIndex(of: ":") {
+                defined.insert(kind + "/" + line[line.index(line.startIndex, offsetBy: 4)..<colon])
+            }
+        }
+        for m in text.matches(of: /\$ref: '#\/components\/([A-Za-z]+\/[A-Za-z]+)'/) {
+            #expect(defined.contains(String(m.1)), "$ref to #/components/\(m.1), which is not defined")
+        }
+        // Each operation's block: from its method line to the next line indented 4 or less.
+        var op: (name: String, secured: Bool, has401: Bool)?
+        var ops: [(name: String, secured: Bool, has401: Bool)] = []
+        var path = ""
+        var inPaths = false
+        for line in lines + ["end:"] {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            let indent = line.prefix { $0 == " " }.count
+            if indent <= 4, let o = op { ops.append(o); op = nil }
+            if indent == 2 { path = String(line.dropFirst(2).dropLast()) }
+            if indent == 4, let method = line.dropFirst(4).split(separator: ":").first, ["get", "head", "put", "post", "delete"].contains(method) {
+                op = ("\(method) \(path)", false, false)
+            }
+            if op != nil, line.contains("security: [{bearer") { op!.secured = true }
+            if op != nil, line.contains("\"401\"") { op!.has401 = true }
+        }
+        #expect(ops.count >= 20)
+        for o in ops where o.secured { #expect(o.has401, "\(o.name) needs credentials but documents no 401") }
+    }
 }
