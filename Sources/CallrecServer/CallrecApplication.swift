@@ -55,7 +55,7 @@ public enum CallrecApplication {
         if let watcher { services.append(IngestService(watcher: watcher)) }
         let serverName = "callrec"
         return Application(
-            router: router,
+            router: HeadAsGet(router: router, routes: routes),
             server: .callrec(limits: limits, fastPath: { AudioFastPath(routes: recordings, serverName: serverName) }),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: serverName),
             services: services,
@@ -132,14 +132,50 @@ final class RouteTable: @unchecked Sendable {
         routes = router.routes.map { route in (route.path.description.split(separator: "/"), route.method.rawValue) }
     }
 
-    func methods(for path: String) -> [String] {
+    /// The methods routes were registered for at `path`.
+    func registered(for path: String) -> Set<String> {
         let parts = path.split(separator: "/")
         var found = Set<String>()
         for (pattern, method) in routes where pattern.count == parts.count {
             if zip(pattern, parts).allSatisfy({ p, s in p.hasPrefix("{") || p.hasPrefix(":") || p == "*" || p == s }) { found.insert(method) }
         }
+        return found
+    }
+
+    /// The methods `path` answers: what was registered, and HEAD wherever GET is (`HeadAsGet`).
+    func methods(for path: String) -> [String] {
+        var found = registered(for: path)
         if found.contains("GET") { found.insert("HEAD") }
         return found.sorted()
+    }
+}
+
+/// HEAD for every GET route (RFC 9110 §9.3.2): a route that registered no HEAD of its own is
+/// asked as GET, and its answer sent without the body but with the body's Content-Length. Routes
+/// that do register HEAD (the audio, which reads no file for it) answer it themselves.
+struct HeadAsGet<Router: HTTPResponderBuilder>: HTTPResponderBuilder where Router.Responder.Context == CallrecContext {
+    let router: Router
+    let routes: RouteTable
+
+    func buildResponder() -> Responder {
+        Responder(inner: router.buildResponder(), routes: routes)
+    }
+
+    struct Responder: HTTPResponder {
+        let inner: Router.Responder
+        let routes: RouteTable
+
+        func respond(to request: Request, context: CallrecContext) async throws -> Response {
+            guard request.method == .head else { return try await inner.respond(to: request, context: context) }
+            let registered = routes.registered(for: request.uri.path)
+            guard !registered.contains("HEAD"), registered.contains("GET") else { return try await inner.respond(to: request, context: context) }
+            var head = request.head
+            head.method = .get
+            let response = try await inner.respond(to: Request(head: head, body: request.body), context: context)
+            var headers = response.headers
+            if headers[.contentLength] == nil, let length = response.body.contentLength { headers[.contentLength] = String(length) }
+            return Response(status: response.status, headers: headers, body: ResponseBody())
+        }
     }
 }
 

@@ -33,7 +33,7 @@ struct ComplianceRoutes: Sendable {
 
     @Sendable func holdByQuery(_ request: Request, context: CallrecContext) async throws -> Response {
         let body = try await JSONResponse.body(request, context, as: HoldQuery.self)
-        guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason") }
+        guard !body.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason") }
         for (name, v) in [("company", body.company), ("lead_number", body.leadNumber)] where v?.isEmpty == true {
             throw APIError(.badRequest, "invalid_\(name)", "\(name) is empty; leave it out to not filter by it")
         }
@@ -54,7 +54,7 @@ struct ComplianceRoutes: Sendable {
 
     @Sendable func erase(_ request: Request, context: CallrecContext) async throws -> Response {
         let body = try await JSONResponse.body(request, context, as: EraseBody.self)
-        guard !body.leadNumber.isEmpty, body.leadNumber.count <= 64 else {
+        guard !body.leadNumber.isEmpty, body.leadNumber.unicodeScalars.count <= 64 else {
             throw APIError(.badRequest, "invalid_lead_number", "lead_number is 1–64 characters")
         }
         return try JSONResponse.make(try await service.erase(leadNumber: body.leadNumber, by: try context.who))
@@ -70,8 +70,8 @@ struct ComplianceRoutes: Sendable {
     }
 
     @Sendable func setRetention(_ request: Request, context: CallrecContext) async throws -> Response {
-        let company = context.parameters.get("company") ?? ""
-        guard !company.isEmpty, company.count <= 128, !company.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        let company = try context.pathParameter("company") ?? ""
+        guard !company.isEmpty, company.unicodeScalars.count <= 128, !company.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw APIError(.badRequest, "invalid_company", "a company id is 1–128 printable characters")
         }
         var days: Int?

@@ -16,6 +16,17 @@ public struct CallrecContext: RequestContext, RemoteAddressRequestContext {
 
     var client: String? { remoteAddress?.ipAddress }
 
+    /// A path parameter, percent-decoded (`/retention/%41` names company `A`): nil when absent;
+    /// a 400 when its encoding is broken.
+    func pathParameter(_ name: String) throws -> String? {
+        guard let raw = parameters.get(name) else { return nil }
+        guard raw.contains("%") else { return raw }
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError(.badRequest, "invalid_path", "the path parameter \(name) is not valid percent-encoding")
+        }
+        return decoded
+    }
+
     /// The authenticated principal; routes behind `Authenticate` always have one.
     var who: Principal {
         get throws {

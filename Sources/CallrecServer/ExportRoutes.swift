@@ -78,12 +78,12 @@ struct ExportRoutes: Sendable {
     }
 
     @Sendable func status(_ request: Request, context: CallrecContext) async throws -> Response {
-        let job = try await recordings.job(context.parameters.get("id") ?? "", for: try context.who)
+        let job = try await recordings.job(try context.pathParameter("id") ?? "", for: try context.who)
         return try JSONResponse.make(JobJSON(job))
     }
 
     @Sendable func download(_ request: Request, context: CallrecContext) async throws -> Response {
-        let job = try await recordings.job(context.parameters.get("id") ?? "", for: try context.who)
+        let job = try await recordings.job(try context.pathParameter("id") ?? "", for: try context.who)
         guard job.status == .completed, let rel = job.path, let sha = job.sha256 else {
             throw APIError(.conflict, "not_ready", "export \(job.id) is \(job.status.rawValue)")
         }

@@ -56,12 +56,18 @@ enum OpenAPIRoute {
               required: true
               description: 32 hexadecimal digits, as POST /exports answered
               schema: {type: string, pattern: '^[0-9a-fA-F]{32}$'}
+            quarantineId:
+              name: id
+              in: path
+              required: true
+              description: the id GET /quarantine lists
+              schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
             company:
               name: company
               in: path
               required: true
-              description: any text of 1 to 128 characters (percent-encoded in the path)
-              schema: {type: string, minLength: 1, maxLength: 128}
+              description: any text of 1 to 128 characters but control characters (percent-encoded in the path)
+              schema: {type: string, minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
           schemas:
             TimeOrEmpty:
               description: a Time; empty is the same as absent
@@ -126,13 +132,33 @@ enum OpenAPIRoute {
               properties:
                 items: {type: array, items: {$ref: '#/components/schemas/Recording'}}
                 next_cursor: {type: [string, "null"], description: "pass as cursor for the next page; null on the last"}
+            Filter:
+              description: a filter's value (empty is absent); at most 128 characters, no control characters
+              type: string
+              maxLength: 128
+              pattern: '^[^\x00-\x1F\x7F-\x9F]*$'
+            Quarantined:
+              type: object
+              required: [id, source_name, path, reason, bytes, at]
+              properties:
+                id: {type: integer}
+                source_name: {type: string, description: "the file's name in the spool"}
+                path: {type: string, description: "where it is kept, under the data directory"}
+                reason: {type: string}
+                sha256: {type: [string, "null"]}
+                bytes: {type: integer}
+                at: {type: string, format: date-time}
             Metadata:
               type: object
               additionalProperties: false
+              description: >
+                A field left out keeps its current value (whatever its origin: the spool path, an earlier
+                PUT); null clears it. A company-scoped token sets its own company only (another is 403) and
+                sees no other company's call (404).
               properties:
-                company: {type: [string, "null"]}
-                agent: {type: [string, "null"]}
-                lead_number: {type: [string, "null"]}
+                company: {type: [string, "null"], minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
+                agent: {type: [string, "null"], minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
+                lead_number: {type: [string, "null"], minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
             Job:
               type: object
               required: [id, status, from, to, progress, created_at]
@@ -174,7 +200,7 @@ enum OpenAPIRoute {
                 multipart/byteranges: {schema: {type: string, format: binary}}
             NotModified: {description: "not modified (If-None-Match, If-Modified-Since)"}
             PreconditionFailed: {description: "If-Match or If-Unmodified-Since failed"}
-            BadRequest: {description: "a malformed request: code invalid_uniqueid, invalid_time, invalid_limit, invalid_cursor, invalid_json, reason_required, …", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+            BadRequest: {description: "a malformed request: code invalid_uniqueid, invalid_time, invalid_limit, invalid_cursor, invalid_json, unknown_field, unknown_parameter, reason_required, …", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             Unauthorized: {description: "no credentials, or invalid ones: codes unauthorized, expired, bad_signature, missing_claim", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             Forbidden: {description: "the token's role may not do this", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             NotFound: {description: "no such recording, or one the token may not see", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
@@ -214,9 +240,9 @@ enum OpenAPIRoute {
               parameters:
                 - {name: from, in: query, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
                 - {name: to, in: query, description: exclusive, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {type: string}}
-                - {name: agent, in: query, schema: {type: string}}
-                - {name: lead_number, in: query, schema: {type: string}}
+                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
+                - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
+                - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
               responses:
@@ -229,9 +255,9 @@ enum OpenAPIRoute {
               parameters:
                 - {name: from, in: query, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
                 - {name: to, in: query, description: exclusive, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {type: string}}
-                - {name: agent, in: query, schema: {type: string}}
-                - {name: lead_number, in: query, schema: {type: string}}
+                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
+                - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
+                - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
               responses:
@@ -331,7 +357,7 @@ enum OpenAPIRoute {
               security: [{bearer: []}]
               requestBody:
                 required: false
-                content: {application/json: {schema: {type: object, additionalProperties: false, properties: {reason: {type: string}}}}}
+                content: {application/json: {schema: {type: object, additionalProperties: false, properties: {reason: {type: [string, "null"]}}}}}
               responses:
                 "200": {description: the recording, content: {application/json: {schema: {$ref: '#/components/schemas/Recording'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
@@ -352,7 +378,7 @@ enum OpenAPIRoute {
                       type: object
                       additionalProperties: false
                       required: [from, to]
-                      properties: {from: {$ref: '#/components/schemas/Time'}, to: {$ref: '#/components/schemas/Time'}, company: {type: [string, "null"]}}
+                      properties: {from: {$ref: '#/components/schemas/Time'}, to: {$ref: '#/components/schemas/Time'}, company: {type: [string, "null"], minLength: 1}}
               responses:
                 "202":
                   description: the job
@@ -362,6 +388,8 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+                "429": {description: "too_many_exports: 2 queued or running, or 20 kept, exports of this principal", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "507": {description: "insufficient_storage: the export would leave less than 256 MiB free", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
           /exports/{id}:
             parameters: [{$ref: '#/components/parameters/exportId'}]
             get:
@@ -416,14 +444,14 @@ enum OpenAPIRoute {
                       required: [reason]
                       description: a null field is an absent one; at least one of company, lead_number, from, to is given
                       anyOf:
-                        - {required: [company], properties: {company: {type: string}}}
-                        - {required: [lead_number], properties: {lead_number: {type: string}}}
+                        - {required: [company], properties: {company: {type: string, minLength: 1}}}
+                        - {required: [lead_number], properties: {lead_number: {type: string, minLength: 1}}}
                         - {required: [from], properties: {from: {type: string}}}
                         - {required: [to], properties: {to: {type: string}}}
                       properties:
                         reason: {type: string, pattern: '\S'}
-                        company: {type: [string, "null"]}
-                        lead_number: {type: [string, "null"]}
+                        company: {type: [string, "null"], minLength: 1}
+                        lead_number: {type: [string, "null"], minLength: 1}
                         from: {anyOf: [{$ref: '#/components/schemas/Time'}, {type: "null"}]}
                         to: {anyOf: [{$ref: '#/components/schemas/Time'}, {type: "null"}]}
               responses:
@@ -481,5 +509,37 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /quarantine:
+            get:
+              summary: files that could not be ingested, with why (compliance, admin without a company)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the quarantined files, content: {application/json: {schema: {type: object, required: [items], properties: {items: {type: array, items: {$ref: '#/components/schemas/Quarantined'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+          /quarantine/{id}:
+            parameters: [{$ref: '#/components/parameters/quarantineId'}]
+            get:
+              summary: one quarantined file and why (compliance, admin without a company)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the file, content: {application/json: {schema: {$ref: '#/components/schemas/Quarantined'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /quarantine/{id}/retry:
+            parameters: [{$ref: '#/components/parameters/quarantineId'}]
+            post:
+              summary: put the file back into the spool to be ingested again, never over a file there (admin without a company)
+              security: [{bearer: []}]
+              responses:
+                "202": {description: where it went, content: {application/json: {schema: {type: object, required: [spool_path], properties: {spool_path: {type: string}}}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+                "409": {description: "cannot_retry: the file cannot be put back (a file of its name is in the spool)", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {description: "no_spool: this server watches no spool", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
         """#
 }

@@ -47,7 +47,7 @@ struct QuarantineRoutes: Sendable {
 
     func entry(_ context: CallrecContext) async throws -> QuarantineRow {
         try Self.unscoped(context)
-        let raw = context.parameters.get("id") ?? ""
+        let raw = try context.pathParameter("id") ?? ""
         guard let id = Int64(raw), id > 0, let row = try await catalog.quarantineEntry(id: id) else {
             throw APIError(.notFound, "not_found", "no quarantined file \(raw.prefix(32))")
         }

@@ -36,7 +36,7 @@ struct RecordingRoutes: Sendable {
     }
 
     /// A uniqueid from the path, or 400: no traversal, no separators, no control bytes.
-    static func uniqueid(_ raw: String?) throws -> String {
+    static func uniqueid(_ raw: String?) throws -> String {  // decoded already (`pathParameter`)
         guard let raw, UniqueID.isValid(raw) else {
             throw APIError(.badRequest, "invalid_uniqueid", "a uniqueid is 1–128 of A–Z a–z 0–9 . _ - and does not start with a dot")
         }
@@ -56,7 +56,7 @@ struct RecordingRoutes: Sendable {
     // MARK: audio and JSON
 
     @Sendable func getFile(_ request: Request, context: CallrecContext) async throws -> Response {
-        let file = context.parameters.get("id") ?? ""
+        let file = try context.pathParameter("id") ?? ""
         let principal = try context.who
         if file.hasSuffix(".opus") || file.hasSuffix(".wav") {
             let isWav = file.hasSuffix(".wav")
@@ -103,7 +103,7 @@ struct RecordingRoutes: Sendable {
     }
 
     @Sendable func waveform(_ request: Request, context: CallrecContext) async throws -> Response {
-        let id = try Self.uniqueid(context.parameters.get("id"))
+        let id = try Self.uniqueid(context.pathParameter("id"))
         let (row, json) = try await service.waveform(id, for: try context.who)
         let etag = "\"peaks-\(row.opusSHA256.prefix(32))\""
         if let inm = request.headers[.ifNoneMatch], Preconditions.matches(inm, etag, weak: true) {
@@ -125,9 +125,8 @@ struct RecordingRoutes: Sendable {
         }
         var query = ListQuery(limit: 100)
         func param(_ name: String) throws -> String? {
-            guard let v = q[Substring(name)].map(String.init) else { return nil }
-            guard !v.isEmpty else { throw APIError(.badRequest, "invalid_\(name)", "\(name) is empty; leave it out to not filter by it") }
-            guard v.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            guard let v = q[Substring(name)].map(String.init), !v.isEmpty else { return nil }  // empty is absent
+            guard v.unicodeScalars.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw APIError(.badRequest, "invalid_\(name)", "\(name) is 1–128 printable characters")
             }
             return v
@@ -155,7 +154,7 @@ struct RecordingRoutes: Sendable {
     // MARK: changes
 
     @Sendable func putMetadata(_ request: Request, context: CallrecContext) async throws -> Response {
-        let id = try Self.uniqueid(context.parameters.get("id"))
+        let id = try Self.uniqueid(context.pathParameter("id"))
         let body = try await JSONResponse.body(request, context, as: MetadataBody.self)
         let merged = try await service.setMetadata(id, body.patch, by: try context.who, client: context.client)
         return try JSONResponse.make(MetadataBody(company: merged.company, agent: merged.agent, leadNumber: merged.leadNumber))
@@ -170,7 +169,7 @@ struct RecordingRoutes: Sendable {
     }
 
     func hold(_ request: Request, _ context: CallrecContext, on: Bool) async throws -> Response {
-        let id = try Self.uniqueid(context.parameters.get("id"))
+        let id = try Self.uniqueid(context.pathParameter("id"))
         let body = try await JSONResponse.body(request, context, as: HoldBody.self, optional: !on)
         let reason = body?.reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if on && reason.isEmpty { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason: {\"reason\": \"…\"}") }
@@ -179,7 +178,7 @@ struct RecordingRoutes: Sendable {
     }
 
     @Sendable func delete(_ request: Request, context: CallrecContext) async throws -> Response {
-        let id = try Self.uniqueid(context.parameters.get("id"))
+        let id = try Self.uniqueid(context.pathParameter("id"))
         if let problem = try await service.delete(id, by: try context.who, client: context.client) {
             context.logger.error("deleted recording's file left behind", metadata: ["uniqueid": "\(id)", "error": "\(problem)"])
         }
@@ -208,7 +207,7 @@ struct MetadataBody: Codable, Sendable, RequestBody {
             guard c.contains(key) else { return .keep }
             if try c.decodeNil(forKey: key) { return .clear }
             let v = try c.decode(String.self, forKey: key)
-            guard !v.isEmpty, v.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            guard !v.isEmpty, v.unicodeScalars.count <= 128, !v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw APIError(.badRequest, "invalid_\(key.rawValue)", "\(key.rawValue) is 1–128 printable characters, or null to clear it")
             }
             return .set(v)

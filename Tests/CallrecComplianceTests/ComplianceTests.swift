@@ -180,6 +180,11 @@ struct ExportTests {
         #expect(try s.catalog.list(ListQuery(from: utcFrom, to: utcFrom.addingTimeInterval(86400))).items.isEmpty)
         #expect(throws: TimeParsing.Invalid.self) { try TimeParsing.parse("2024-02-30", zone: sp) }
         #expect(try TimeParsing.parse("2024-11-24T22:30:00-03:00", zone: sp) == Date(timeIntervalSince1970: 1_732_498_200))
+        // The formatter alone took these as March 2nd and the next day.
+        for impossible in ["2026-02-30T00:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T23:60:00Z", "2026-13-01T00:00:00Z", "2026-11-24T10:00:00+24:00", "2025-02-29T00:00:00Z"] {
+            #expect(throws: TimeParsing.Invalid.self, "\(impossible)") { try TimeParsing.parse(impossible, zone: sp) }
+        }
+        #expect(try TimeParsing.parse("2024-02-29T23:59:59.5Z", zone: sp).timeIntervalSince1970 == 1_709_251_199.5)
     }
 
     @Test func csvFieldsAreSafe() {

@@ -43,6 +43,26 @@ struct HardeningTests {
             #expect(post.status == .methodNotAllowed && post.headers[.allow] == "GET, HEAD")
             #expect(post.errorCode == "method_not_allowed")
             #expect(try await client.execute(uri: "/nowhere", method: .get).status == .notFound)
+            // Every GET route answers HEAD: the headers, no body.
+            let get = try await client.execute(uri: "/openapi.yaml", method: .get)
+            let head = try await client.execute(uri: "/openapi.yaml", method: .head)
+            #expect(head.status == .ok && head.bytes.isEmpty)
+            #expect(head.headers[.contentLength] == String(get.bytes.count))
+            #expect(try await client.execute(uri: "/healthz", method: .head).status == .ok)
+        }
+    }
+
+    /// Path parameters are percent-decoded: `/retention/%41` is company `A`.
+    @Test func pathParametersAreDecoded() async throws {
+        let h = try await Harness()
+        try h.add("speech.wav", as: "1732467600.1")
+        let admin = try await h.token(.admin)
+        try await h.test { client in
+            let put = try await client.execute(uri: "/retention/%41%C3%A9", method: .put, headers: h.bearer(admin), body: ByteBuffer(string: #"{"days":5}"#))
+            #expect(put.status == .ok)
+            #expect(try h.catalog.retentionOverrides() == ["Aé": 5])
+            #expect(try await client.execute(uri: "/recordings/1732467600%2E1", method: .get, headers: h.bearer(admin)).status == .ok)
+            #expect(try await client.execute(uri: "/retention/%ZZ", method: .put, headers: h.bearer(admin), body: ByteBuffer(string: #"{"days":5}"#)).status == .badRequest)
         }
     }
 
