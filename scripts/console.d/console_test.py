@@ -369,6 +369,17 @@ def _():
     assert row.find_elements(By.CSS_SELECTOR, '[data-testid="hold-badge"]')
 
 
+@check("release with a reason")
+def _():
+    driver.get(BASE + "/r/" + A_EARLY)
+    tid("release-reason").send_keys("case closed")
+    tid("release-submit").click()
+    wait(lambda: tid("hold-submit", many=True) and not tid("hold-badge").is_displayed(), what="the released page")
+    driver.get(BASE + "/audit?uniqueid=" + A_EARLY + "&action=release")
+    details = [r.find_elements(By.TAG_NAME, "td")[6].text for r in tid("audit-row", many=True)]
+    assert details == ["case closed"], details
+
+
 @check("a POST without the CSRF token is refused")
 def _():
     driver.get(BASE + "/exports")

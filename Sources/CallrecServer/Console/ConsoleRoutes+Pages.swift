@@ -77,7 +77,8 @@ extension ConsoleRoutes {
             holdHTML +=
                 row.legalHold
                 ? """
-                <form method="post" action="/r/\(esc(id))/release"><input type="hidden" name="csrf" value="\(csrf)">
+                <form method="post" action="/r/\(esc(id))/release" class="hold"><input type="hidden" name="csrf" value="\(csrf)">
+                <label>\(p.t("reason")) <input data-testid="release-reason" name="reason" maxlength="500"></label>
                 <button data-testid="release-submit" type="submit">\(p.t("release_submit"))</button></form>
                 """
                 : """
@@ -151,7 +152,8 @@ extension ConsoleRoutes {
         let form = try await Form.body(request)
         let reason = (form["reason"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         if on && reason.isEmpty { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason") }
-        _ = try await service.setHold(id, on: on, reason: on ? String(reason.prefix(500)) : nil, by: try context.who, client: context.client)
+        // A release's reason goes to the audit log (the service keeps no reason on a released call).
+        _ = try await service.setHold(id, on: on, reason: reason.isEmpty ? nil : String(reason.prefix(500)), by: try context.who, client: context.client)
         return Response.redirect(to: "/r/\(id)", type: .normal)
     }
 
