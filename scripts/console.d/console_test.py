@@ -25,6 +25,7 @@ import zipfile
 from datetime import datetime, timedelta, timezone
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -157,7 +158,9 @@ def tid(testid, many=False):
 
 def wait(cond, timeout=10, what="condition"):
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond())
+        # A page being replaced (a form posted, a redirect) leaves stale elements: ask again.
+        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+            lambda d: cond())
     except Exception:
         raise AssertionError(f"timed out waiting for {what}")
 

@@ -35,6 +35,7 @@ button:focus-visible, a:focus-visible, canvas:focus-visible, input:focus-visible
 table { border-collapse:collapse; width:100%; background:#fff; }
 th, td { text-align:left; padding:.35rem .6rem; border-bottom:1px solid var(--line); white-space:nowrap; }
 th { font-size:.8rem; color:var(--muted); font-weight:600; }
+table.audit td:nth-child(7) { max-width:22rem; overflow:hidden; text-overflow:ellipsis; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
 tr[data-uniqueid] { cursor:pointer; } tr[data-uniqueid]:hover { background:#eef3fb; }
 .badge { display:inline-block; padding:.1rem .45rem; border-radius:3px; font-size:.8rem; }

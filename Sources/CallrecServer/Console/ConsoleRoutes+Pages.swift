@@ -194,8 +194,9 @@ extension ConsoleRoutes {
         let entries = try await service.consoleAudit(
             for: user, from: from, to: to, actor: v("actor"), action: v("action"), uniqueid: v("uniqueid"), limit: 500)
         let rows = entries.map { e -> String in
+            // The full detail (an export's SHA-256, a range) stays readable on hover.
             let link = e.uniqueid.map { "<a href=\"/r/\(esc($0))\">\(esc($0))</a>" } ?? ""
-            return "<tr data-testid=\"audit-row\"><td>\(esc(p.dateTime(Date(timeIntervalSince1970: TimeInterval(e.at)))))</td><td>\(esc(e.actor))</td><td>\(esc(e.role))</td><td>\(esc(e.action))</td><td>\(link)</td><td>\(esc(e.company))</td><td>\(esc(e.detail))</td><td>\(esc(e.client))</td></tr>"
+            return "<tr data-testid=\"audit-row\"><td>\(esc(p.dateTime(Date(timeIntervalSince1970: TimeInterval(e.at)))))</td><td>\(esc(e.actor))</td><td>\(esc(e.role))</td><td>\(esc(e.action))</td><td>\(link)</td><td>\(esc(e.company))</td><td title=\"\(esc(e.detail))\">\(esc(e.detail))</td><td>\(esc(e.client))</td></tr>"
         }.joined(separator: "\n")
         func field(_ k: String, _ label: String, _ size: Int) -> String {
             "<label>\(p.t(label)) <input name=\"\(k)\" value=\"\(esc(v(k)))\" size=\"\(size)\"></label>"
@@ -205,7 +206,7 @@ extension ConsoleRoutes {
             <form class="filters" method="get" action="/audit">
             \(field("from", "from", 10))\(field("to", "to", 10))\(field("actor", "who", 10))\(field("action", "action", 10))\(field("uniqueid", "recording", 16))
             <button type="submit">\(p.t("filter"))</button></form>
-            <table class="audit"><thead><tr><th>\(p.t("when"))</th><th>\(p.t("who"))</th><th>Role</th><th>\(p.t("action"))</th><th>\(p.t("recording"))</th><th>\(p.t("company"))</th><th>\(p.t("detail"))</th><th>\(p.t("client"))</th></tr></thead>
+            <table class="audit"><thead><tr><th>\(p.t("when"))</th><th>\(p.t("who"))</th><th>\(p.t("role"))</th><th>\(p.t("action"))</th><th>\(p.t("recording"))</th><th>\(p.t("company"))</th><th>\(p.t("detail"))</th><th>\(p.t("client"))</th></tr></thead>
             <tbody>\(rows)</tbody></table>
             """
         return p.response(p.lang.t("audit"), body, active: "audit")

@@ -90,6 +90,7 @@ enum Lang: String, Sendable {
         "download": ("Download the ZIP", "Baixar o ZIP"),
         "export_failed": ("The export failed", "A exportação falhou"),
         "when": ("When", "Quando"),
+        "role": ("Role", "Papel"),
         "who": ("Who", "Quem"),
         "action": ("Action", "Ação"),
         "recording": ("Recording", "Gravação"),
