@@ -208,6 +208,38 @@ public final class Catalog: Sendable {
             // Its prefix: the old lead-number index only cost writes now.
             try db.drop(index: "recording_lead_number")
         }
+        m.registerMigration("v9-console-accounts") { db in
+            // The console's local accounts: role and company as a bearer token's; bcrypt hashes only.
+            try db.create(table: "user") { t in
+                t.primaryKey("name", .text)
+                t.column("role", .text).notNull()
+                t.column("company", .text)
+                t.column("password_hash", .text).notNull()
+                t.column("created_at", .integer).notNull()
+                t.column("updated_at", .integer).notNull()
+                t.column("disabled_at", .integer)
+            }
+            // Server-side sessions, keyed by the SHA-256 of the cookie's value (a stolen catalog
+            // holds no usable cookie). `user_name` is null for a CRM (SSO) session, whose role and
+            // company are kept here; a local account's are read from `user` on every request.
+            try db.create(table: "session") { t in
+                t.primaryKey("id_hash", .text)
+                t.column("user_name", .text).references("user", onDelete: .cascade)
+                t.column("subject", .text).notNull()
+                t.column("role", .text).notNull()
+                t.column("company", .text)
+                t.column("csrf", .text).notNull()
+                t.column("created_at", .integer).notNull()
+                t.column("last_seen_at", .integer).notNull()
+                t.column("client", .text)
+            }
+            try db.create(index: "session_user", on: "session", columns: ["user_name"])
+            // SSO token ids already traded for a session: each works once (kept until it expires).
+            try db.create(table: "sso_jti") { t in
+                t.primaryKey("jti", .text)
+                t.column("exp", .integer).notNull()
+            }
+        }
         return m
     }
 }

@@ -44,7 +44,13 @@ public enum CallrecApplication {
         recordings.register(on: router)
         ComplianceRoutes(service: service, auth: auth, zone: settings.timeZone).register(on: router)
         let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
-        ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone).register(on: router)
+        let exportRoutes = ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone)
+        exportRoutes.register(on: router)
+        // The console (pages for people): the same service, principals and routes' handlers.
+        ConsoleRoutes(
+            service: service, recordings: recordings, exports: exportRoutes, auth: auth, accounts: ConsoleAccounts(catalog: catalog, now: now),
+            sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone
+        ).register(on: router)
         QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor).register(on: router)
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)

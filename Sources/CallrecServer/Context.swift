@@ -8,6 +8,8 @@ public struct CallrecContext: RequestContext, RemoteAddressRequestContext {
     public let remoteAddress: SocketAddress?
     /// Who is asking: set once, by `Authenticate`, for every route behind it.
     public var principal: Principal?
+    /// The console's signed-in user (set by `ConsoleGuard` on the console's routes).
+    var console: ConsoleUser?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
