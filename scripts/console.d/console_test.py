@@ -25,7 +25,7 @@ import zipfile
 from datetime import datetime, timedelta, timezone
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -158,8 +158,9 @@ def tid(testid, many=False):
 
 def wait(cond, timeout=10, what="condition"):
     try:
-        # A page being replaced (a form posted, a redirect) leaves stale elements: ask again.
-        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+        # A page being replaced (a form posted, a redirect, rows re-rendered) leaves stale elements,
+        # which Chromium reports as StaleElementReference or as an inspector error: ask again.
+        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException, WebDriverException)).until(
             lambda d: cond())
     except Exception:
         raise AssertionError(f"timed out waiting for {what}")
@@ -176,7 +177,8 @@ def sign_in(user, password):
 
 
 def rows():
-    return [r.get_attribute("data-uniqueid") for r in tid("result-row", many=True)]
+    # In one script: the rows may be re-rendered between finding them and reading each one.
+    return driver.execute_script("return [...document.querySelectorAll('[data-testid=result-row]')].map(r => r.getAttribute('data-uniqueid'))")
 
 
 def search_day(day=DAY, extra=""):
