@@ -97,12 +97,7 @@ let package = Package(
         // Paths, temporary directories and subprocesses for every test target.
         .target(
             name: "CallrecTestSupport",
-            dependencies: [
-                "COpusFile",
-                // One webhook receiver for every test that needs one.
-                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["COpusFile"],
             path: "Tests/CallrecTestSupport"),
         // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
         .executableTarget(
@@ -134,8 +129,6 @@ let package = Package(
             dependencies: [
                 "CallrecCatalog", "CallrecMedia", "CallrecTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
-                // A webhook receiver for the service killed with events pending.
-                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

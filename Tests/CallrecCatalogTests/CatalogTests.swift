@@ -43,12 +43,8 @@ struct CatalogTests {
         let catalog = try Catalog(data: DataDirectory(dir.path))
         try catalog.commit(recording: sampleRow("1732467600.42", startedAt: 1_732_467_600), parts: [], waveform: Data())
         let source = try placeFixture("speech.wav", at: dir.file("spool/1732467600.43.wav"))
-        let cli = Process()
-        cli.executableURL = URL(fileURLWithPath: Paths.binary)
-        cli.arguments = ["ingest", "--data", dir.path, source]
-        cli.standardOutput = FileHandle.nullDevice
-        cli.standardError = FileHandle.nullDevice
-        try cli.run()
+        let ingest = try CallrecProcess(["ingest", "--data", dir.path, source])
+        let cli = ingest.process
         // Commits here while the other process runs: truly concurrent writers on one file.
         var during = 0
         while cli.isRunning && during < 500 {
@@ -56,11 +52,11 @@ struct CatalogTests {
             during += 1
         }
         cli.waitUntilExit()
-        #expect(cli.terminationStatus == 0)
+        #expect(cli.terminationStatus == 0, "\(ingest.err)")
         #expect(during > 0, "no commit here while the other process ran")
         #expect(try catalog.recording("1732467600.43")?.samples == 48000, "this process sees the other's row")
-        let list = try run(Paths.binary, ["list", "--json", "--data", dir.path])
-        let ids = try #require(try JSONSerialization.jsonObject(with: list.out) as? [[String: Any]]).compactMap { $0["uniqueid"] as? String }
+        let list = try callrec(["list", "--json", "--data", dir.path])
+        let ids = try #require(try JSONSerialization.jsonObject(with: Data(list.out.utf8)) as? [[String: Any]]).compactMap { $0["uniqueid"] as? String }
         #expect(Set(ids) == Set(["1732467600.42", "1732467600.43"] + (0..<during).map { "1732467700.\($0)" }), "the other process sees this one's rows")
     }
 

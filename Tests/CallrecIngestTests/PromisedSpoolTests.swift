@@ -44,16 +44,6 @@ private final class PromisedSpool: @unchecked Sendable {
         return w
     }
 
-    /// Async, so that waiting holds no thread of the cooperative pool other tests need.
-    static func wait(_ seconds: TimeInterval, _ condition: () throws -> Bool) async rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if try condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try condition()
-    }
-
     /// A closed 8 kHz MixMonitor WAV of `frames` 20 ms frames of speech, written now.
     static func wav(frames: Int) throws -> Data {
         let pcm = try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav"))
@@ -76,7 +66,7 @@ struct PromisedSpoolTests {
         try PromisedSpool.wav(frames: 150).write(to: URL(fileURLWithPath: outside))
         let inside = b.spool + "/1732467600.31.wav"
         #expect(rename(outside, inside) == 0)
-        #expect(await PromisedSpool.wait(20) { (try? b.catalog.recording("1732467600.31")) != nil }, "\(b.outcomes)")
+        #expect(await eventuallyAsync(20) { (try? b.catalog.recording("1732467600.31")) != nil }, "\(b.outcomes)")
         #expect(try b.catalog.recording("1732467600.31")?.samples == 150 * 160)
         #expect(!FileManager.default.fileExists(atPath: inside))
     }
@@ -115,7 +105,7 @@ struct PromisedSpoolTests {
             try h.close()
             lastChange = Date()
         }
-        #expect(await PromisedSpool.wait(20) { !b.outcomes.isEmpty })
+        #expect(await eventuallyAsync(20) { !b.outcomes.isEmpty })
         let outcomes = b.outcomes
         #expect(outcomes.count == 1, "\(outcomes)")
         #expect(outcomes.first?.outcome == .ingested(uniqueid: "1732467600.32", parts: 1))
@@ -150,7 +140,7 @@ struct PromisedSpoolTests {
         let path = b.spool + "/1732467600.33.wav"
         try PromisedSpool.wav(frames: 120).write(to: URL(fileURLWithPath: path))
 
-        #expect(await PromisedSpool.wait(20) { b.outcomes.count >= 2 }, "\(b.outcomes)")  // a first try and a retry
+        #expect(await eventuallyAsync(20) { b.outcomes.count >= 2 }, "\(b.outcomes)")  // a first try and a retry
         for o in b.outcomes {
             guard case .deferred = o.outcome else {
                 Issue.record("not deferred: \(o.outcome)")
@@ -163,7 +153,7 @@ struct PromisedSpoolTests {
 
         try writable(true)
         restored = true
-        #expect(await PromisedSpool.wait(30) { b.outcomes.last?.outcome == .ingested(uniqueid: "1732467600.33", parts: 1) }, "\(b.outcomes)")
+        #expect(await eventuallyAsync(30) { b.outcomes.last?.outcome == .ingested(uniqueid: "1732467600.33", parts: 1) }, "\(b.outcomes)")
         #expect(b.outcomes.last?.outcome == .ingested(uniqueid: "1732467600.33", parts: 1))
         #expect(try b.catalog.recording("1732467600.33")?.samples == 120 * 160)
         #expect(!FileManager.default.fileExists(atPath: path))

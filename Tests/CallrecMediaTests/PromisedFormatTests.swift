@@ -14,11 +14,9 @@ struct PromisedFormatTests {
     }
 
     static func transcode(_ input: String, _ output: String, _ args: [String] = [], env: [String: String] = [:]) throws -> Transcoded {
-        var e = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CALLREC_") }
-        for (k, v) in env { e[k] = v }
-        let r = try run(Paths.binary, ["transcode", input, output, "--json"] + args, environment: e)
+        let r = try callrec(["transcode", input, output, "--json"] + args, env: env)
         guard r.status == 0 else { throw DecodeError(message: "transcode \(input): \(r.err)") }
-        let json = try JSONSerialization.jsonObject(with: r.out) as? [String: Any] ?? [:]
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any] ?? [:]
         // opusinfo: an independent reader of the OpusHead and OpusTags.
         let info = String(decoding: try run("opusinfo", [output]).out, as: UTF8.self)
         var tags: [String: String] = [:]

@@ -3,9 +3,6 @@ import CallrecMedia
 import CallrecTestSupport
 import Crypto
 import Foundation
-import HTTPTypes
-import Hummingbird
-import HummingbirdTesting
 import Logging
 import Testing
 
@@ -191,19 +188,19 @@ extension WebhookTests {
                 try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(r)", key: "recording", object: [:], now: Date())
             }
         }
-        let listener = try HangingListener()
+        let listener = try WebhookReceiver { _, _ in nil }  // reads each request, never answers
         defer { listener.stop() }
-        let sender = WebhookSender(catalog: catalog, url: URL(string: "http://127.0.0.1:\(listener.port)/hook")!, secret: "s", logger: logger,
+        let sender = WebhookSender(catalog: catalog, url: listener.hookURL, secret: "s", logger: logger,
                                    timeout: 60, poll: .milliseconds(20), concurrency: 4)
         let run = Task { try await sender.run() }
-        let inFlight = await eventuallyAsync(30) { listener.requests >= 4 }
-        #expect(inFlight, "only \(listener.requests) request(s) reached the listener")
+        let inFlight = await eventuallyAsync(30) { listener.hits.count >= 4 }
+        #expect(inFlight, "only \(listener.hits.count) request(s) reached the listener")
         let cancelled = ContinuousClock.now
         run.cancel()
         _ = await run.result
         // A liveness bound, far below the 60 s a delivery would otherwise hang.
         #expect(ContinuousClock.now - cancelled < .seconds(20))
-        #expect(listener.requests == 4, "no delivery started after the cancellation")
+        #expect(listener.hits.count == 4, "no delivery started after the cancellation")
         let pending = try catalog.undeliveredEvents()
         #expect(pending.count == 20 && pending.allSatisfy { $0.attempts == 0 })
     }
@@ -234,80 +231,5 @@ extension WebhookTests {
             _ = await run.result
         }
         #expect(await received.requests.count == 3)
-    }
-}
-
-/// A loopback listener that accepts connections, reads each request's head and never answers:
-/// `requests` counts the heads it holds unanswered.
-final class HangingListener: @unchecked Sendable {
-    let port: Int
-    private let fd: Int32
-    private let lock = NSLock()
-    private var count = 0
-    private var connections: [Int32] = []
-    private var stopped = false
-    private var thread: Thread?
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard fd >= 0, bound else { throw POSIXError(.EADDRNOTAVAIL) }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
-        let t = Thread { [self] in serve() }
-        thread = t
-        t.start()
-    }
-
-    var requests: Int { locked { count } }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
-    }
-
-    /// Accepts and reads, polling so that `stop` ends it.
-    private func serve() {
-        var heads: [Int32: [UInt8]] = [:]
-        while !locked({ stopped }) {
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)] + heads.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), 50) > 0 else { continue }
-            for p in fds where p.revents != 0 {
-                if p.fd == fd {
-                    let c = accept(fd, nil, nil)
-                    if c >= 0 {
-                        heads[c] = []
-                        locked { connections.append(c) }
-                    }
-                    continue
-                }
-                var buf = [UInt8](repeating: 0, count: 4096)
-                let n = read(p.fd, &buf, buf.count)
-                if n <= 0 {
-                    heads[p.fd] = nil
-                    continue
-                }
-                heads[p.fd, default: []] += buf[0..<n]
-                if let h = heads[p.fd], h.count >= 4, String(decoding: h, as: UTF8.self).contains("\r\n\r\n") {
-                    heads[p.fd] = nil  // a whole request head: held, never answered
-                    locked { count += 1 }
-                }
-            }
-        }
-    }
-
-    func stop() {
-        locked { stopped = true }
-        while thread?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
-        for c in locked({ connections }) { close(c) }
-        close(fd)
     }
 }

@@ -13,13 +13,16 @@ public struct HTTPAnswer: Sendable {
 }
 
 /// One real HTTP request from a test (blocking until the answer): `method` to `url`, with an
-/// optional bearer token, headers and body. Throws on a transport error.
+/// optional bearer token, headers and body. Throws on a transport error, or when no answer came
+/// within `timeout` seconds. The one HTTP client of the tests.
 @discardableResult
 public func http(
-    _ method: String = "GET", _ url: String, token: String? = nil, headers: [String: String] = [:], body: Data? = nil
+    _ method: String = "GET", _ url: String, token: String? = nil, headers: [String: String] = [:], body: Data? = nil,
+    timeout: TimeInterval = 60
 ) throws -> HTTPAnswer {
     var req = URLRequest(url: URL(string: url)!)
     req.httpMethod = method
+    req.timeoutInterval = timeout
     if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
     for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
     req.httpBody = body

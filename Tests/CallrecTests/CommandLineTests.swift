@@ -4,13 +4,6 @@ import Testing
 
 /// The built `callrec` binary, as a user runs it.
 struct CommandLineTests {
-    func callrec(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-        var e = ProcessInfo.processInfo.environment
-        for (k, v) in env { e[k] = v }
-        let r = try run(Paths.binary, args, environment: e)
-        return (r.status, String(decoding: r.out, as: UTF8.self), r.err)
-    }
-
     @Test func ingestShowList() throws {
         let dir = TempDir()
         let data = dir.file("data")

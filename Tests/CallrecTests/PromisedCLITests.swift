@@ -26,12 +26,12 @@ struct PromisedCLITests {
                 try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: path)
                 paths.append(path)
             }
-            let r = try Promised.callrec(["ingest", "--data", data] + paths, env: env)
+            let r = try CallrecTestSupport.callrec(["ingest", "--data", data] + paths, env: env)
             guard r.status == 0 else { throw NSError(domain: "Calls", code: 1, userInfo: [NSLocalizedDescriptionKey: r.err + r.out]) }
         }
 
         func callrec(_ args: [String], env extra: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-            try Promised.callrec(args + ["--data", data], env: env.merging(extra) { $1 })
+            try CallrecTestSupport.callrec(args + ["--data", data], env: env.merging(extra) { $1 })
         }
 
         func show(_ id: String) throws -> [String: Any]? {
@@ -67,7 +67,7 @@ struct PromisedCLITests {
         let held = "1732467600.42"
         let other = (1...200).map { "1732467600.\($0)" }.first { Self.lockFile(data, $0) != Self.lockFile(data, held) }!
         try FileManager.default.createDirectory(atPath: data + "/locks", withIntermediateDirectories: true)
-        #expect(try Promised.callrec(["list", "--data", data]).status == 0)  // the catalog exists before the race
+        #expect(try callrec(["list", "--data", data]).status == 0)  // the catalog exists before the race
         let fd = open(Self.lockFile(data, held), O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         #expect(fd >= 0)
         defer { close(fd) }
@@ -76,20 +76,20 @@ struct PromisedCLITests {
         let heldFile = dir.file("\(held).wav"), otherFile = dir.file("\(other).wav")
         try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: heldFile)
         try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: otherFile)
-        let waiting = try Promised.Started(["ingest", "--data", data, heldFile])
+        let waiting = try CallrecProcess(["ingest", "--data", data, heldFile])
         // Another uniqueid is not held up (and shows how long one ingest takes here).
-        let free = try Promised.callrec(["ingest", "--data", data, otherFile])
+        let free = try callrec(["ingest", "--data", data, otherFile])
         #expect(free.status == 0, "\(free.err)")
         try await Task.sleep(for: .milliseconds(Int(2 * 1000)))
         #expect(waiting.process.isRunning, "callrec ingest did not wait for the lock: \(waiting.out) \(waiting.err)")
         #expect(FileManager.default.fileExists(atPath: heldFile))
-        #expect(try Promised.callrec(["show", held, "--data", data]).status != 0)
+        #expect(try callrec(["show", held, "--data", data]).status != 0)
 
         flock(fd, LOCK_UN)
-        #expect(await Promised.eventually(60) { !waiting.process.isRunning }, "still waiting after the lock was released")
+        #expect(await eventuallyAsync(60) { !waiting.process.isRunning }, "still waiting after the lock was released")
         #expect(waiting.process.terminationStatus == 0, "\(waiting.err)")
         #expect(!FileManager.default.fileExists(atPath: heldFile))
-        #expect(try Promised.callrec(["show", held, "--data", data]).status == 0)
+        #expect(try callrec(["show", held, "--data", data]).status == 0)
     }
 
     // MARK: - secrets
@@ -100,8 +100,8 @@ struct PromisedCLITests {
     @Test func createdSecretsAre0600InA0700Folder() async throws {
         let dir = TempDir()
         let data = dir.file("data")
-        #expect(try Promised.callrec(["token", "--role", "admin", "--data", data]).status == 0)
-        #expect(try Promised.callrec(["sign", "/recordings/1732467600.42.opus", "--data", data]).status == 0)
+        #expect(try callrec(["token", "--role", "admin", "--data", data]).status == 0)
+        #expect(try callrec(["sign", "/recordings/1732467600.42.opus", "--data", data]).status == 0)
         var st = stat()
         #expect(stat(data + "/secrets", &st) == 0)
         #expect(st.st_mode & 0o7777 == 0o700, "secrets/ is \(String(st.st_mode & 0o7777, radix: 8))")
@@ -120,17 +120,17 @@ struct PromisedCLITests {
         let dir = TempDir()
         let data = dir.file("data")
         let short = String(repeating: "k", count: 31)
-        let token = try Promised.callrec(["token", "--role", "admin", "--data", data], env: ["CALLREC_JWT_SECRET": short])
+        let token = try callrec(["token", "--role", "admin", "--data", data], env: ["CALLREC_JWT_SECRET": short])
         #expect(token.status != 0)
         #expect(token.out.isEmpty)
         #expect(token.err.hasPrefix("callrec: ") && token.err.contains("CALLREC_JWT_SECRET") && token.err.contains("32 bytes"), "\(token.err)")
         #expect(token.err.split(separator: "\n").count == 1)
 
-        let serve = try Promised.callrec(["serve", "--data", data, "--spool", dir.file("spool"), "--port", "0"], env: ["CALLREC_JWT_SECRET": short])
+        let serve = try callrec(["serve", "--data", data, "--spool", dir.file("spool"), "--port", "0"], env: ["CALLREC_JWT_SECRET": short])
         #expect(serve.status != 0)
         #expect(serve.err.contains("CALLREC_JWT_SECRET") && serve.err.contains("32 bytes"), "\(serve.err)")
 
-        let enough = try Promised.callrec(["token", "--role", "admin", "--data", data], env: ["CALLREC_JWT_SECRET": short + "k"])
+        let enough = try callrec(["token", "--role", "admin", "--data", data], env: ["CALLREC_JWT_SECRET": short + "k"])
         #expect(enough.status == 0, "\(enough.err)")
         #expect(enough.out.split(separator: ".").count == 3)
     }
@@ -319,7 +319,7 @@ extension PromisedCLITests {
     @Test func commandsOpeningANewCatalogAtOnceAllSucceed() async throws {
         for _ in 0..<3 {
             let dir = TempDir()
-            let started = try (0..<6).map { _ in try Promised.Started(["list", "--data", dir.file("data")]) }
+            let started = try (0..<6).map { _ in try CallrecProcess(["list", "--data", dir.file("data")]) }
             for p in started {
                 p.process.waitUntilExit()
                 #expect(p.process.terminationStatus == 0, "\(p.err)")

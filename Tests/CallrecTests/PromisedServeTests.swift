@@ -17,25 +17,25 @@ struct PromisedServeTests {
         for id in [old, recent] {
             try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: dir.file("\(id).wav"))
         }
-        #expect(try Promised.callrec(["ingest", "--data", data, dir.file("\(old).wav"), dir.file("\(recent).wav")]).status == 0)
-        let oldFile = try #require(try Promised.callrec(["show", old, "--data", data]).out.split(separator: " ").first { $0.hasPrefix("/") && $0.hasSuffix(".opus") })
+        #expect(try callrec(["ingest", "--data", data, dir.file("\(old).wav"), dir.file("\(recent).wav")]).status == 0)
+        let oldFile = try #require(try callrec(["show", old, "--data", data]).out.split(separator: " ").first { $0.hasPrefix("/") && $0.hasSuffix(".opus") })
 
         // The next whole minute at least 5 s away (the purge time has a minute's resolution).
         var due = (Date().timeIntervalSince1970 / 60).rounded(.up) * 60
         if due - Date().timeIntervalSince1970 < 5 { due += 60 }
         let t = Promised.utcHourMinute(Date(timeIntervalSince1970: due))
         let at = String(format: "%02ld:%02ld", t.hour, t.minute)
-        let serve = try PromisedServe(data: data, spool: spool, env: ["CALLREC_PURGE_AT": at, "CALLREC_TZ": "UTC"], log: dir.file("serve.log"))
-        #expect(try Promised.callrec(["show", old, "--data", data]).status == 0, "purged before \(at)")
+        let serve = try ServeProcess(data: data, spool: spool, env: ["CALLREC_PURGE_AT": at, "CALLREC_TZ": "UTC"], log: dir.file("serve.log"))
+        #expect(try callrec(["show", old, "--data", data]).status == 0, "purged before \(at)")
 
-        let purged = await Promised.eventually(due - Date().timeIntervalSince1970 + 45) {
-            (try? Promised.callrec(["show", old, "--data", data]))?.out.contains("REMOVED") == true
+        let purged = await eventuallyAsync(due - Date().timeIntervalSince1970 + 45) {
+            (try? callrec(["show", old, "--data", data]))?.out.contains("REMOVED") == true
         }
         #expect(purged, "not purged by \(at) UTC: \(serve.text().suffix(2000))")
         #expect(Date().timeIntervalSince1970 >= due - 1, "purged before \(at)")
         #expect(!FileManager.default.fileExists(atPath: String(oldFile)))
-        #expect(try Promised.callrec(["show", recent, "--data", data]).status == 0, "a recent recording was purged")
-        #expect(await Promised.eventually(10) { serve.text().contains("retention purge") })
+        #expect(try callrec(["show", recent, "--data", data]).status == 0, "a recent recording was purged")
+        #expect(await eventuallyAsync(10) { serve.text().contains("retention purge") })
         #expect(serve.stop() == 0)
     }
 
@@ -47,7 +47,7 @@ struct PromisedServeTests {
         let data = dir.file("data"), spool = dir.file("spool")
         let id = "1732467600.8"
         try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: dir.file("\(id).wav"))
-        #expect(try Promised.callrec(["ingest", "--data", data, dir.file("\(id).wav")]).status == 0)
+        #expect(try callrec(["ingest", "--data", data, dir.file("\(id).wav")]).status == 0)
 
         // What a serve killed in the middle of an export leaves: a job marked running.
         let jobID = String(repeating: "ab", count: 16)
@@ -61,13 +61,13 @@ struct PromisedServeTests {
             job.total = 1
             try await catalog.saveJob(job)
         }
-        let token = try Promised.callrec(["token", "--role", "compliance", "--data", data]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = try callrec(["token", "--role", "compliance", "--data", data]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let ttlHours = 0.002  // 7.2 s
-        let serve = try PromisedServe(data: data, spool: spool, env: ["CALLREC_EXPORT_TTL_HOURS": "\(ttlHours)"], log: dir.file("serve.log"))
+        let serve = try ServeProcess(data: data, spool: spool, env: ["CALLREC_EXPORT_TTL_HOURS": "\(ttlHours)"], log: dir.file("serve.log"))
         func status() throws -> [String: Any] {
             try JSONSerialization.jsonObject(with: serve.get("/exports/\(jobID)", token: token).body) as? [String: Any] ?? [:]
         }
-        #expect(await Promised.eventually(30) { (try? status())?["status"] as? String == "completed" }, "\((try? status()) ?? [:])")
+        #expect(await eventuallyAsync(30) { (try? status())?["status"] as? String == "completed" }, "\((try? status()) ?? [:])")
         let completed = Date()
         let download = try serve.get("/exports/\(jobID)/download", token: token)
         #expect(download.status == 200)
@@ -77,7 +77,7 @@ struct PromisedServeTests {
         let zip = data + "/exports/\(jobID).zip"
         #expect(FileManager.default.fileExists(atPath: zip))
 
-        #expect(await Promised.eventually(40) { (try? status())?["status"] as? String == "expired" }, "\((try? status()) ?? [:])")
+        #expect(await eventuallyAsync(40) { (try? status())?["status"] as? String == "expired" }, "\((try? status()) ?? [:])")
         #expect(Date().timeIntervalSince(completed) >= ttlHours * 3600 - 1.5, "removed before its TTL")
         #expect(!FileManager.default.fileExists(atPath: zip))
         #expect(try serve.get("/exports/\(jobID)/download", token: token).status == 409)

@@ -8,34 +8,34 @@ import Testing
 struct PromisedWebhookServeTests {
     struct Setup {
         let dir: TempDir
-        let receiver: PromisedReceiver
+        let receiver: WebhookReceiver
         var data: String { dir.file("data") }
         var env: [String: String] { ["CALLREC_WEBHOOK_URL": receiver.url, "CALLREC_WEBHOOK_SECRET": "promised-hook-secret"] }
 
-        init(dir: TempDir = TempDir(), answer: @escaping @Sendable (PromisedReceiver.Hit, [PromisedReceiver.Hit]) -> Int? = { _, _ in 200 }) throws {
+        init(dir: TempDir = TempDir(), answer: @escaping @Sendable (WebhookReceiver.Hit, [WebhookReceiver.Hit]) -> Int? = { _, _ in 200 }) throws {
             self.dir = dir
-            receiver = try PromisedReceiver(answer: answer)
+            receiver = try WebhookReceiver(answer: answer)
         }
 
         static func pending(data: String, env: [String: String]) throws -> [[String: String]] {
-            let r = try Promised.callrec(["webhooks", "--json", "--data", data], env: env)
+            let r = try callrec(["webhooks", "--json", "--data", data], env: env)
             return Promised.json(r.out) as? [[String: String]] ?? []
         }
 
-        func serve() throws -> PromisedServe {
-            try PromisedServe(data: data, spool: dir.file("spool"), env: env, log: dir.file("serve.log"))
+        func serve() throws -> ServeProcess {
+            try ServeProcess(data: data, spool: dir.file("spool"), env: env, log: dir.file("serve.log"))
         }
 
         /// `callrec ingest` in its own process, with the webhook settings (so it writes the event).
         func ingest(_ id: String) throws {
             let file = dir.file("\(id).wav")
             try FileManager.default.copyItem(atPath: Paths.fixture("speech.wav"), toPath: file)
-            let r = try Promised.callrec(["ingest", "--data", data, file], env: env)
+            let r = try callrec(["ingest", "--data", data, file], env: env)
             #expect(r.status == 0, "\(r.err)")
         }
 
         func pending() throws -> [[String: String]] {
-            let r = try Promised.callrec(["webhooks", "--json", "--data", data], env: env)
+            let r = try callrec(["webhooks", "--json", "--data", data], env: env)
             return Promised.json(r.out) as? [[String: String]] ?? []
         }
     }
@@ -49,10 +49,10 @@ struct PromisedWebhookServeTests {
         try await Task.sleep(for: .milliseconds(Int(0.5 * 1000)))  // the sender's first look found nothing
         let id = "1732467600.21"
         try s.ingest(id)
-        #expect(await Promised.eventually(30) { s.receiver.hits.contains { $0.uniqueid == id && $0.type == "recording.ready" && $0.status == 200 } },
+        #expect(await eventuallyAsync(30) { s.receiver.hits.contains { $0.uniqueid == id && $0.type == "recording.ready" && $0.status == 200 } },
                 "not delivered: \(serve.text().suffix(1500))")
-        #expect(await Promised.eventually(10) { (try? s.pending())?.isEmpty == true })
-        #expect(await Promised.eventually(10) { (try? serve.metric("callrec_webhooks_delivered_total")) == 1 },
+        #expect(await eventuallyAsync(10) { (try? s.pending())?.isEmpty == true })
+        #expect(await eventuallyAsync(10) { (try? serve.metric("callrec_webhooks_delivered_total")) == 1 },
                 "\(String(decoding: (try? serve.get("/metrics").body) ?? Data(), as: UTF8.self).split(separator: "\n").filter { $0.contains("webhook") })")
         #expect(try serve.metric("callrec_webhooks_failed_attempts_total") ?? 0 == 0)
         #expect(serve.stop() == 0)
@@ -77,7 +77,7 @@ struct PromisedWebhookServeTests {
         let serve = try s.serve()
         let id = "1732467600.22"
         try s.ingest(id)
-        #expect(await Promised.eventually(40) { s.receiver.hits.contains { $0.status == 200 } }, "\(serve.text().suffix(1500))")
+        #expect(await eventuallyAsync(40) { s.receiver.hits.contains { $0.status == 200 } }, "\(serve.text().suffix(1500))")
         let failing = seen.value ?? []
         #expect(failing.count == 1 && failing.first?["attempts"] == "1" && failing.first?["last_error"]?.contains("500") == true, "\(failing)")
         let hits = s.receiver.hits
@@ -87,9 +87,9 @@ struct PromisedWebhookServeTests {
             let gaps = [hits[1].at.timeIntervalSince(hits[0].at), hits[2].at.timeIntervalSince(hits[1].at)]
             #expect(gaps[0] >= 1.6 && gaps[1] >= 3.2, "gaps \(gaps)")
         }
-        #expect(await Promised.eventually(10) { (try? serve.metric("callrec_webhooks_delivered_total")) == 1 })
+        #expect(await eventuallyAsync(10) { (try? serve.metric("callrec_webhooks_delivered_total")) == 1 })
         #expect(try serve.metric("callrec_webhooks_failed_attempts_total") == 2)
-        #expect(await Promised.eventually(10) { (try? s.pending())?.isEmpty == true })
+        #expect(await eventuallyAsync(10) { (try? s.pending())?.isEmpty == true })
         #expect(serve.stop() == 0)
     }
 
@@ -100,13 +100,13 @@ struct PromisedWebhookServeTests {
         let s = try Setup { _, _ in nil }
         let serve = try s.serve()
         try s.ingest("1732467600.23")
-        #expect(await Promised.eventually(15) { !s.receiver.hits.isEmpty })
+        #expect(await eventuallyAsync(15) { !s.receiver.hits.isEmpty })
         // The receiver's own thread notes when the client closed the connection: the timeout.
-        #expect(await Promised.eventually(45) { s.receiver.hits.first?.closedAt != nil }, "\(serve.text().suffix(1500))")
+        #expect(await eventuallyAsync(45) { s.receiver.hits.first?.closedAt != nil }, "\(serve.text().suffix(1500))")
         let first = try #require(s.receiver.hits.first)
         let given = try #require(first.closedAt).timeIntervalSince(first.at)
         #expect(given >= 9.5 && given < 30, "gave up after \(given) s")
-        #expect(await Promised.eventually(30) { Int((try? s.pending())?.first?["attempts"] ?? "") ?? 0 >= 1 })
+        #expect(await eventuallyAsync(30) { Int((try? s.pending())?.first?["attempts"] ?? "") ?? 0 >= 1 })
         #expect(try s.pending().first?["last_error"]?.isEmpty == false)
         #expect(try serve.metric("callrec_webhooks_failed_attempts_total") ?? 0 >= 1)
         #expect(serve.stop() == 0)
@@ -127,13 +127,13 @@ struct PromisedWebhookServeTests {
                 try catalog.recordEvent(db, type: .recordingReady, uniqueid: id, key: "recording", object: ["uniqueid": id], now: Date())
             }
         }
-        #expect(await Promised.eventually(30) { s.receiver.maxInFlight >= 16 }, "\(s.receiver.maxInFlight) in flight at most")
+        #expect(await eventuallyAsync(30) { s.receiver.maxInFlight >= 16 }, "\(s.receiver.maxInFlight) in flight at most")
         try await Task.sleep(for: .milliseconds(Int(1.5 * 1000)))  // room for a 17th, were there no bound
         #expect(s.receiver.maxInFlight == 16)
         s.receiver.holding = false
-        #expect(await Promised.eventually(60) { Set(s.receiver.hits.filter { $0.status == 200 }.map(\.uniqueid)).count == 40 })
+        #expect(await eventuallyAsync(60) { Set(s.receiver.hits.filter { $0.status == 200 }.map(\.uniqueid)).count == 40 })
         #expect(s.receiver.maxInFlight == 16)
-        #expect(await Promised.eventually(10) { (try? s.pending())?.isEmpty == true })
+        #expect(await eventuallyAsync(10) { (try? s.pending())?.isEmpty == true })
         #expect(serve.stop() == 0)
     }
 }

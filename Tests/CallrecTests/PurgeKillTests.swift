@@ -12,7 +12,7 @@ struct PurgeKillTests {
         let data = dir.file("data")
         let src = dir.file("1732467600.0.wav")
         try placeFixture("speech.wav", at: src)
-        #expect(try run(Paths.binary, ["ingest", "--data", data, src]).status == 0)
+        #expect(try callrec(["ingest", "--data", data, src]).status == 0)
         // 3,000 more recordings: copies of that row, their files hard links to its file.
         let catalog = try Catalog(data: DataDirectory(data))
         let first = try #require(try catalog.recording("1732467600.0"))
@@ -29,9 +29,8 @@ struct PurgeKillTests {
                     """, arguments: [id, rel])
             }
         }
-        #expect(try run(Paths.binary, ["hold", "1732467600.7", "--reason", "court", "--data", data]).status == 0)
-        var env = ProcessInfo.processInfo.environment
-        env["CALLREC_RETENTION_DAYS"] = "30"
+        #expect(try callrec(["hold", "1732467600.7", "--reason", "court", "--data", data]).status == 0)
+        let env = ["CALLREC_RETENTION_DAYS": "30"]
         func tombstones() throws -> Int { try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! } }
         func filesOnDisk() -> Int {
             (FileManager.default.enumerator(atPath: data + "/audio")?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".opus") }.count
@@ -40,14 +39,9 @@ struct PurgeKillTests {
         var partial = 0  // kills that landed in the middle of the work: some rows removed, not all
         var cutShort = 0  // kills that left files of removed rows on disk (the next run must finish them)
         for _ in 0..<12 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Paths.binary)
-            p.arguments = ["purge", "--data", data]
-            p.environment = env
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
             let before = try tombstones()
-            try p.run()
+            let purge = try CallrecProcess(["purge", "--data", data], env: env)  // SIGKILLed if dropped: used to the end
+            let p = purge.process
             // Once this run's work has visibly begun (a batch committed), a little later: mid-work.
             _ = eventually(30) { !p.isRunning || ((try? tombstones()) ?? 0) > before }
             Thread.sleep(forTimeInterval: Double.random(in: 0...0.05))
@@ -60,8 +54,9 @@ struct PurgeKillTests {
             if p.terminationReason == .uncaughtSignal && removed > before && removed < count { partial += 1 }
             if p.terminationReason == .uncaughtSignal && filesOnDisk() > count + 1 - removed { cutShort += 1 }
             if p.terminationReason == .exit && p.terminationStatus == 0 { break }
+            withExtendedLifetime(purge) {}
         }
-        let final = try run(Paths.binary, ["purge", "--json", "--data", data], environment: env)
+        let final = try callrec(["purge", "--json", "--data", data], env: env)
         #expect(final.status == 0)
         print("purge SIGKILL test: \(kills) kill(s), \(partial) in the middle of the work, \(cutShort) with removed rows' files left")
         // Like WebhookKillTests: proven that a kill landed with work half done.

@@ -3,14 +3,6 @@ import CallrecTestSupport
 import Foundation
 import Testing
 
-/// Runs the built binary; stdout and stderr as text.
-func callrecCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    var e = ProcessInfo.processInfo.environment
-    for (k, v) in env { e[k] = v }
-    let r = try run(Paths.binary, args, environment: e)
-    return (r.status, String(decoding: r.out, as: UTF8.self), r.err)
-}
-
 /// `callrec quarantine` and what `show` says of a uniqueid that is not (yet) a recording.
 struct QuarantineCommandTests {
     func json(_ s: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(s.utf8)) }
@@ -23,14 +15,14 @@ struct QuarantineCommandTests {
         try placeFixture("bad-text.wav", at: bad)
         let original = try Data(contentsOf: URL(fileURLWithPath: bad))
         let env = ["CALLREC_SPOOL": spool]
-        #expect(try callrecCLI(["ingest", "--data", data, bad], env: env).status != 0)
+        #expect(try callrec(["ingest", "--data", data, bad], env: env).status != 0)
 
         // show: quarantined, with its reason, file and time; non-zero (it is no recording).
-        let show = try callrecCLI(["show", "1732467600.9", "--data", data], env: env)
+        let show = try callrec(["show", "1732467600.9", "--data", data], env: env)
         #expect(show.status != 0)
         #expect(show.err.hasPrefix("callrec: ") && show.err.contains("quarantined") && show.err.split(separator: "\n").count == 1, "\(show.err)")
         #expect(show.out.contains("QUARANTINED") && show.out.contains("not audio"), "\(show.out)")
-        let showJSON = try #require(try json(try callrecCLI(["show", "1732467600.9", "--json", "--data", data], env: env).out) as? [String: Any])
+        let showJSON = try #require(try json(try callrec(["show", "1732467600.9", "--json", "--data", data], env: env).out) as? [String: Any])
         #expect(showJSON["status"] as? String == "quarantined")
         let entry = try #require((showJSON["quarantine"] as? [[String: Any]])?.first)
         #expect((entry["reason"] as? String)?.contains("not audio") == true)
@@ -38,28 +30,28 @@ struct QuarantineCommandTests {
         #expect(entry["at"] is String)
 
         // quarantine list / show.
-        let list = try #require(try json(try callrecCLI(["quarantine", "list", "--json", "--data", data]).out) as? [[String: Any]])
+        let list = try #require(try json(try callrec(["quarantine", "list", "--json", "--data", data]).out) as? [[String: Any]])
         #expect(list.count == 1)
         let id = try #require(list.first?["id"] as? Int)
         #expect(list.first?["uniqueid"] as? String == "1732467600.9")
         #expect(list.first?["source_name"] as? String == "1732467600.9.wav")
-        let one = try callrecCLI(["quarantine", "show", "\(id)", "--data", data])
+        let one = try callrec(["quarantine", "show", "\(id)", "--data", data])
         #expect(one.status == 0 && one.out.contains("not audio") && one.out.contains("1732467600.9.wav"), "\(one)")
-        let missing = try callrecCLI(["quarantine", "show", "999", "--data", data])
+        let missing = try callrec(["quarantine", "show", "999", "--data", data])
         #expect(missing.status != 0 && missing.err == "callrec: no quarantine entry 999\n", "\(missing.err)")
 
         // retry: back into the spool, same bytes; never over a file already there.
         try Data("other".utf8).write(to: URL(fileURLWithPath: bad))
-        let refused = try callrecCLI(["quarantine", "retry", "\(id)", "--spool", spool, "--data", data])
+        let refused = try callrec(["quarantine", "retry", "\(id)", "--spool", spool, "--data", data])
         #expect(refused.status != 0 && refused.err.contains("already exists"), "\(refused.err)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: bad)) == Data("other".utf8))
         try FileManager.default.removeItem(atPath: bad)
-        let retry = try callrecCLI(["quarantine", "retry", "\(id)", "--spool", spool, "--data", data])
+        let retry = try callrec(["quarantine", "retry", "\(id)", "--spool", spool, "--data", data])
         #expect(retry.status == 0, "\(retry.err)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: bad)) == original)
-        #expect(try callrecCLI(["quarantine", "list", "--data", data]).out.isEmpty)
+        #expect(try callrec(["quarantine", "list", "--data", data]).out.isEmpty)
         // Now it is pending: its file is in the spool.
-        let pending = try callrecCLI(["show", "1732467600.9", "--json", "--data", data], env: env)
+        let pending = try callrec(["show", "1732467600.9", "--json", "--data", data], env: env)
         #expect(pending.status != 0)
         let p = try #require(try json(pending.out) as? [String: Any])
         #expect(p["status"] as? String == "pending")
@@ -72,11 +64,11 @@ struct QuarantineCommandTests {
         let data = dir.file("data")
         let catalog = try Catalog(data: DataDirectory(data))
         try catalog.setMetadata("1732467600.77", Metadata(company: "42", agent: "1001"))
-        let r = try callrecCLI(["show", "1732467600.77", "--data", data], env: ["CALLREC_SPOOL": dir.file("spool")])
+        let r = try callrec(["show", "1732467600.77", "--data", data], env: ["CALLREC_SPOOL": dir.file("spool")])
         #expect(r.status != 0)
         #expect(r.err == "callrec: recording 1732467600.77 is pending: metadata registered, no audio yet\n", "\(r.err)")
         #expect(r.out.contains("PENDING") && r.out.contains("company 42"))
-        let unknown = try callrecCLI(["show", "1.1", "--data", data])
+        let unknown = try callrec(["show", "1.1", "--data", data])
         #expect(unknown.err == "callrec: no recording 1.1\n")
     }
 

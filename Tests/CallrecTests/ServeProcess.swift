@@ -1,54 +1,54 @@
 import CallrecTestSupport
 import Foundation
 
-/// `callrec serve` as a subprocess on port 0, with its log in a file.
+/// `callrec serve` as a subprocess on a free loopback port (`--port 0`, the port read from its
+/// log), stdout and stderr in the file `log`, with short settle and rescan times (overridable in
+/// `env`). Ready when `init` returns; killed (SIGKILL) when dropped still running.
 final class ServeProcess {
-    let process = Process()
     let log: String
     private(set) var port = 0
+    private let running: CallrecProcess
 
-    init(data: String, spool: String, environment: [String: String] = [:], log: String) throws {
+    var process: Process { running.process }
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(data: String, spool: String, env: [String: String] = [:], log: String) throws {
         self.log = log
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
-        process.arguments = ["serve", "--data", data, "--spool", spool, "--port", "0"]
-        var env = ProcessInfo.processInfo.environment
-        env["CALLREC_SETTLE_MS"] = "200"
-        env["CALLREC_SCAN_AGE"] = "1"
-        env["CALLREC_RESCAN_SECONDS"] = "1"
-        env["CALLREC_WORKERS"] = "2"
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        process.standardError = handle
-        process.standardOutput = handle
-        try process.run()
-        let started = eventually(30) {
+        running = try CallrecProcess(
+            ["serve", "--data", data, "--spool", spool, "--port", "0"],
+            env: ["CALLREC_SETTLE_MS": "200", "CALLREC_SCAN_AGE": "1", "CALLREC_RESCAN_SECONDS": "1", "CALLREC_WORKERS": "2"].merging(env) { $1 },
+            log: log)
+        // A liveness bound: the whole suite loads both cores.
+        _ = eventually(60) {
             let t = text()
             if let r = t.range(of: "listening on 127.0.0.1:", options: .backwards), let p = Int(t[r.upperBound...].prefix { $0.isNumber }), p > 0 {
                 port = p
             }
-            return port > 0 || !process.isRunning
+            return port > 0 || !running.process.isRunning
         }
-        guard started, port > 0 else {
+        guard port > 0 else {
+            if running.process.isRunning { stop(SIGKILL) }
             throw NSError(domain: "ServeProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "serve did not start: \(text())"])
         }
     }
 
-    func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+    /// The log so far.
+    func text() -> String { running.out }
 
-    /// Sends `signal` and waits for the exit status.
+    /// Sends `signal` and waits for the exit: the status, or the signal that ended it.
     @discardableResult
-    func stop(_ signal: Int32 = SIGTERM) -> Int32 {
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        return process.terminationStatus
+    func stop(_ signal: Int32 = SIGTERM) -> Int32 { running.stop(signal) }
+
+    /// GET on the server, with a bearer `token` if given.
+    func get(_ path: String, token: String? = nil) throws -> HTTPAnswer {
+        try http("GET", url + path, token: token)
     }
 
-    /// GET on the server: status and body.
-    func get(_ path: String) throws -> (Int, Data) {
-        let answer = try http("GET", "http://127.0.0.1:\(port)\(path)")
-        return (answer.status, answer.body)
+    /// The value of a Prometheus sample with no labels, or nil.
+    func metric(_ name: String) throws -> Double? {
+        for line in try get("/metrics").text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
     }
 }

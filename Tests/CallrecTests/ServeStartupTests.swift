@@ -15,7 +15,7 @@ struct ServeStartupTests {
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         let waiting = spool + "/1732467600.42.wav"
         try placeFixture("speech.wav", at: waiting)
-        let r = try callrecCLI(
+        let r = try callrec(
             ["serve", "--data", dir.file("data2"), "--spool", spool, "--port", "\(first.port)"],
             env: ["CALLREC_SCAN_AGE": "0", "CALLREC_SETTLE_MS": "0", "CALLREC_LOG_LEVEL": "critical"])
         #expect(r.status != 0)

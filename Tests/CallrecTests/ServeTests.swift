@@ -9,19 +9,19 @@ struct ServeTests {
         let dir = TempDir()
         let spool = dir.file("spool")
         let serve = try ServeProcess(data: dir.file("data"), spool: spool, log: dir.file("serve.log"))
-        let (status, body) = try serve.get("/healthz")
-        #expect(status == 200)
-        #expect(String(decoding: body, as: UTF8.self).contains(#""status":"ok""#))
+        let health = try serve.get("/healthz")
+        #expect(health.status == 200)
+        #expect(health.text.contains(#""status":"ok""#))
 
         let writer = try MixMonitorWriter(path: spool + "/1732467600.42.wav", pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))
         try writer.record(frames: 300)
         try writer.close()
         #expect(eventually(20) { !FileManager.default.fileExists(atPath: spool + "/1732467600.42.wav") })
-        let metrics = String(decoding: try serve.get("/metrics").1, as: UTF8.self)
+        let metrics = try serve.get("/metrics").text
         #expect(metrics.contains("callrec_ingested_total 1"))
         let missing = try serve.get("/nowhere")
-        #expect(missing.0 == 404)
-        #expect(String(decoding: missing.1, as: UTF8.self).contains(#""error""#))
+        #expect(missing.status == 404)
+        #expect(missing.text.contains(#""error""#))
 
         #expect(serve.stop(SIGTERM) == 0, "\(serve.text())")
     }
@@ -64,8 +64,8 @@ struct ServeTests {
         #expect(serve.stop(SIGTERM) == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "spool not drained")
 
-        let list = try run(Paths.binary, ["list", "--json", "--data", data])
-        let items = try #require(try JSONSerialization.jsonObject(with: list.out) as? [[String: Any]])
+        let list = try callrec(["list", "--json", "--data", data])
+        let items = try #require(try JSONSerialization.jsonObject(with: Data(list.out.utf8)) as? [[String: Any]])
         let got = Dictionary(items.map { ($0["uniqueid"] as! String, $0["samples"] as! Int) }, uniquingKeysWith: { a, _ in a })
         #expect(items.count == expected.count, "each recording exactly once")
         #expect(got == expected)
@@ -99,9 +99,9 @@ struct ServeTests {
         #expect(log.contains("stopping (1 ingests finishing)"), "\(log)")
         #expect(!FileManager.default.fileExists(atPath: spool + "/1732467600.77.wav"), "source left in the spool")
         #expect(temporaryFiles().isEmpty)
-        let show = try run(Paths.binary, ["show", "1732467600.77", "--json", "--data", data])
+        let show = try callrec(["show", "1732467600.77", "--json", "--data", data])
         #expect(show.status == 0, "\(show.err)")
-        let json = try #require(try JSONSerialization.jsonObject(with: show.out) as? [String: Any])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(show.out.utf8)) as? [String: Any])
         #expect(json["samples"] as? Int == writer.samplesWritten)
     }
 }

@@ -1,10 +1,6 @@
 import CallrecTestSupport
 import Crypto
 import Foundation
-import HTTPTypes
-import Hummingbird
-import HummingbirdTesting
-import Logging
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -50,15 +46,13 @@ struct WebhookKillTests {
         try await withWebhookReceiver({ await hooks.take($0, signature: $1) }) { url in
             let env = ["CALLREC_WEBHOOK_URL": url.absoluteString, "CALLREC_WEBHOOK_SECRET": secret]
             @Sendable func pending() throws -> [[String: String]] {
-                var cli = ProcessInfo.processInfo.environment
-                for (k, v) in env { cli[k] = v }
-                let r = try run(Paths.binary, ["webhooks", "--json", "--data", data], environment: cli)
+                let r = try callrec(["webhooks", "--json", "--data", data], env: env)
                 #expect(r.status == 0, "\(r.err)")
-                return try JSONSerialization.jsonObject(with: r.out) as? [[String: String]] ?? []
+                return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: String]] ?? []
             }
 
             // The receiver refuses; the recordings come in through the spool.
-            let first = try ServeProcess(data: data, spool: spool, environment: env, log: logs.0)
+            let first = try ServeProcess(data: data, spool: spool, env: env, log: logs.0)
             for id in ids { try placeFixture("speech.wav", at: spool + "/\(id).wav") }
             let refusedAll = await eventuallyAsync(60) {
                 let refused = await hooks.requests.filter { $0.type == "recording.ready" && !$0.accepted }
@@ -66,7 +60,7 @@ struct WebhookKillTests {
             }
             try #require(refusedAll, "a refused recording.ready of every recording")
             // Two recordings deleted while their recording.ready is still failing.
-            let token = String(decoding: try run(Paths.binary, ["token", "--role", "admin", "--data", data]).out, as: UTF8.self)
+            let token = try callrec(["token", "--role", "admin", "--data", data]).out
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             for id in deleted {
                 #expect(try http("DELETE", "http://127.0.0.1:\(first.port)/recordings/\(id)", token: token).status == 204)
@@ -79,7 +73,7 @@ struct WebhookKillTests {
 
             // The receiver accepts; serve starts again and catches up.
             await hooks.accept()
-            let second = try ServeProcess(data: data, spool: spool, environment: env, log: logs.1)
+            let second = try ServeProcess(data: data, spool: spool, env: env, log: logs.1)
             #expect(try await eventuallyAsync(60) { try pending().isEmpty }, "events still pending after the restart")
             #expect(second.stop(SIGTERM) == 0)
         }
