@@ -116,6 +116,7 @@ let package = Package(
             dependencies: [
                 "CallrecServer", "CallrecIngest", "CallrecCatalog", "CallrecMedia", "CallrecTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -71,6 +71,9 @@ public struct Authenticator: Sendable {
                 throw APIError(.unauthorized, "expired", "the bearer token has expired")
             case .claimVerificationFailure:
                 throw APIError(.unauthorized, "missing_claim", "the bearer token lacks a claim it needs: \(e.reason ?? "sub, exp, role; company for a viewer")")
+            case .malformedToken where e.reason?.hasPrefix("Couldn't decode JWT payload") == true:
+                // The payload is JSON but lacks a claim (keyNotFound) or has one of the wrong type.
+                throw APIError(.unauthorized, "missing_claim", "the bearer token lacks a claim it needs (sub, exp, role; company for a viewer) or has one of the wrong type")
             case .signatureVerificationFailed:
                 throw APIError(.unauthorized, "bad_signature", "the bearer token's signature does not match CALLREC_JWT_SECRET (HS256)")
             default:

@@ -107,8 +107,9 @@ struct NoBlockingCalls<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// An error a client sees.
-public struct APIError: Error, Sendable {
+/// An error a client sees: Hummingbird renders it wherever it is thrown (an `HTTPResponseError`),
+/// and `JSONErrorMiddleware` turns every other error into the same shape.
+public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var code: String
     public var message: String
@@ -120,6 +121,8 @@ public struct APIError: Error, Sendable {
     }
 
     var headers: HTTPFields = [:]
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response { response() }
 
     func response() -> Response {
         let body = try! JSONSerialization.data(withJSONObject: ["error": ["code": code, "message": message]], options: [.sortedKeys])

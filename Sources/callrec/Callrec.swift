@@ -26,13 +26,6 @@ struct Callrec: AsyncParsableCommand {
     }
 }
 
-/// Prints a one-line reason on stderr and exits non-zero: the contract's failure shape.
-func fail(_ message: String, code: Int32 = 1) -> Never {
-    let line = message.replacingOccurrences(of: "\n", with: " ")
-    FileHandle.standardError.write(Data("callrec: \(line)\n".utf8))
-    exit(code)
-}
-
 func printJSON<T: Encodable>(_ value: T) throws {
     var data = try JSONEncoder.callrecPretty.encode(value)
     data.append(0x0A)

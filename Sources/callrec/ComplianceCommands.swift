@@ -36,8 +36,8 @@ struct Hold: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         guard let uniqueid else {
             do {
                 var q = ListQuery(company: company, leadNumber: leadNumber)
@@ -45,13 +45,13 @@ struct Hold: AsyncParsableCommand {
                 q.to = try to.map { try parseTime($0, zone: settings.timeZone) }
                 let ids = try catalog.hold(matching: q, reason: reason, actor: whoAmI, role: "cli", client: nil, now: Date())
                 print("\(ids.count) recording(s) put under legal hold")
-            } catch { fail("\(error)") }
+            } catch { throw CommandFailure("\(error)") }
             return
         }
         do {
             try catalog.setHold(uniqueid, on: true, reason: reason, audit: AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: nil, action: "hold", uniqueid: uniqueid, detail: reason))
             print("\(uniqueid) is under legal hold")
-        } catch HoldError.notFound { fail("no recording \(uniqueid)") } catch { fail("\(error)") }
+        } catch HoldError.notFound { throw CommandFailure("no recording \(uniqueid)") } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -61,11 +61,11 @@ struct Release: AsyncParsableCommand {
     @Argument(help: "The recording's uniqueid.") var uniqueid: String
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let catalog = try common.loadCatalog(try common.loadSettings())
         do {
             try catalog.setHold(uniqueid, on: false, reason: nil, audit: AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: nil, action: "release", uniqueid: uniqueid))
             print("\(uniqueid) is released")
-        } catch HoldError.notFound { fail("no recording \(uniqueid)") } catch { fail("\(error)") }
+        } catch HoldError.notFound { throw CommandFailure("no recording \(uniqueid)") } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -78,12 +78,12 @@ struct Purge: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         let report: RemovalReport
         do {
             report = try Remover(catalog: catalog).purge(now: Date(), defaultDays: settings.retentionDays, dryRun: dryRun) { progressLine("purged \($0)") }
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
         endProgress()
         if json { return try printJSON(report) }
         print("\(dryRun ? "would remove" : "removed") \(report.count) recording(s), \(report.audioSeconds) s of audio, \(report.bytes) bytes; \(report.held.count) held past retention kept")
@@ -98,16 +98,16 @@ struct Retention: AsyncParsableCommand {
     @Flag(help: "Remove the company's override.") var clear = false
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         do {
             if let company {
-                guard clear || (days ?? -1) >= 0 else { fail("give --days N (or --clear)") }
+                guard clear || (days ?? -1) >= 0 else { throw CommandFailure("give --days N (or --clear)") }
                 try catalog.setRetention(company: company, days: clear ? nil : days)
             }
             print("default\t\(settings.retentionDays) days (CALLREC_RETENTION_DAYS)")
             for (c, d) in try catalog.retentionOverrides().sorted(by: { $0.key < $1.key }) { print("\(c)\t\(d) days") }
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -119,9 +119,9 @@ struct Erase: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let catalog = try common.loadCatalog(try common.loadSettings())
         let report: RemovalReport
-        do { report = try Remover(catalog: catalog).erase(leadNumber: leadNumber, actor: whoAmI, now: Date()) } catch { fail("\(error)") }
+        do { report = try Remover(catalog: catalog).erase(leadNumber: leadNumber, actor: whoAmI, now: Date()) } catch { throw CommandFailure("\(error)") }
         if json { return try printJSON(report) }
         print("erased \(report.count) recording(s); kept \(report.held.count) under legal hold\(report.held.isEmpty ? "" : ": " + report.held.joined(separator: " "))")
     }
@@ -133,9 +133,9 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let catalog = try common.loadCatalog(try common.loadSettings())
         let report: VerifyReport
-        do { report = try IntegrityChecker(catalog: catalog).verify { progressLine("verified \($0)/\($1)") } } catch { fail("\(error)") }
+        do { report = try IntegrityChecker(catalog: catalog).verify { progressLine("verified \($0)/\($1)") } } catch { throw CommandFailure("\(error)") }
         endProgress()
         if json { try printJSON(report) } else {
             print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged")
@@ -143,7 +143,7 @@ struct Verify: AsyncParsableCommand {
             for id in report.damaged { print("damaged\t\(id)") }
         }
         if !report.missing.isEmpty || !report.damaged.isEmpty {
-            fail("\(report.missing.count) missing and \(report.damaged.count) damaged file(s)")
+            throw CommandFailure("\(report.missing.count) missing and \(report.damaged.count) damaged file(s)")
         }
     }
 }
@@ -154,12 +154,12 @@ struct Reindex: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
         let report = ingestor.recover(pendingUniqueids: [])
         print("\(report.adoptedFiles) recording(s) taken back into the catalog, \(report.removedTemporaryFiles) temporary file(s) removed, \(report.finishedRemovals) removal(s) finished")
-        if !report.failures.isEmpty { fail("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }
+        if !report.failures.isEmpty { throw CommandFailure("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }
     }
 }
 
@@ -173,17 +173,17 @@ struct Export: AsyncParsableCommand {
     @Option(help: "The ZIP to write.") var out: String
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         var q = ListQuery(company: company)
         do {
             q.from = try parseTime(from, zone: settings.timeZone)
             q.to = try parseTime(to, zone: settings.timeZone)
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
         let summary: ExportSummary
         do {
             summary = try Exporter(catalog: catalog).export(q, to: out) { progressLine("exported \($0)/\($1)") }
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
         endProgress()
         try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)")])
         print("\(out): \(summary.recordings) recording(s), \(summary.zipBytes) bytes, sha256 \(summary.zipSHA256)")

@@ -11,15 +11,6 @@ struct CommonOptions: ParsableArguments {
     var data: String?
 
     /// The settings from the environment, with these options applied.
-    func settings() -> Settings {
-        do { return try loadSettings() } catch { fail("\(error)") }
-    }
-
-    func openCatalog(_ settings: Settings) -> Catalog {
-        do { return try loadCatalog(settings) } catch { fail("\(error)") }
-    }
-
-    /// `settings()`, throwing a `CommandFailure` instead of exiting.
     func loadSettings() throws -> Settings {
         do {
             var s = try Settings()
@@ -28,7 +19,7 @@ struct CommonOptions: ParsableArguments {
         } catch { throw CommandFailure("\(error)") }
     }
 
-    /// `openCatalog(_:)`, throwing a `CommandFailure` instead of exiting.
+    /// The data directory's catalog (created and migrated if needed).
     func loadCatalog(_ settings: Settings) throws -> Catalog {
         do { return try Catalog(data: settings.data, recordsEvents: settings.webhookURL != nil) } catch { throw CommandFailure("\(error)") }
     }

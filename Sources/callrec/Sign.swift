@@ -25,11 +25,11 @@ struct Sign: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = common.settings()
+        let settings = try common.loadSettings()
         do {
             let signer = URLSigner(secret: try Secrets.value(.url, data: settings.data))
             print(signer.sign(path: path, expires: Int(Date().timeIntervalSince1970) + ttl))
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -50,11 +50,11 @@ struct Token: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = common.settings()
+        let settings = try common.loadSettings()
         do {
             let authority = try await TokenAuthority(secret: try Secrets.value(.jwt, data: settings.data))
             print(try await authority.issue(Claims(subject: sub, expires: Date().addingTimeInterval(TimeInterval(ttl)), role: role, company: company)))
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
     }
 }
 
@@ -69,13 +69,13 @@ struct Audit: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let settings = common.settings()
-        let catalog = common.openCatalog(settings)
+        let settings = try common.loadSettings()
+        let catalog = try common.loadCatalog(settings)
         let entries: [AuditEntry]
         do {
             entries = try catalog.auditLog(
                 from: try from.map { try parseTime($0, zone: settings.timeZone) }, to: try to.map { try parseTime($0, zone: settings.timeZone) })
-        } catch { fail("\(error)") }
+        } catch { throw CommandFailure("\(error)") }
         if json {
             try printJSON(entries)
             return

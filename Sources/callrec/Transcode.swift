@@ -19,18 +19,18 @@ struct Transcode: AsyncParsableCommand {
 
     func run() async throws {
         let encoder: EncoderOptions
-        do { encoder = try EncoderOptions.fromEnvironment() } catch { fail("\(error)") }
+        do { encoder = try EncoderOptions.fromEnvironment() } catch { throw CommandFailure("\(error)") }
         let id = uniqueid ?? Self.stem(input)
         let result: TranscodeResult
         do {
             result = try Transcoder(encoder: encoder).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
         } catch {
-            fail("\(error)")
+            throw CommandFailure("\(error)")
         }
         if let waveform {
             do {
                 try JSONEncoder.callrec.encode(result.waveform).write(to: URL(fileURLWithPath: waveform), options: .atomic)
-            } catch { fail("cannot write \(waveform): \(error.localizedDescription)") }
+            } catch { throw CommandFailure("cannot write \(waveform): \(error.localizedDescription)") }
         }
         let report = MediaReport(result)
         if json {

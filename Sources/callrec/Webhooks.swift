@@ -8,9 +8,9 @@ struct Webhooks: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let catalog = common.openCatalog(common.settings())
+        let catalog = try common.loadCatalog(try common.loadSettings())
         let events: [(id: String, type: String, uniqueid: String?, attempts: Int, nextAttemptAt: Int64, lastError: String?)]
-        do { events = try catalog.undeliveredEvents() } catch { fail("\(error)") }
+        do { events = try catalog.undeliveredEvents() } catch { throw CommandFailure("\(error)") }
         if json {
             try printJSON(events.map { ["id": $0.id, "type": $0.type, "uniqueid": $0.uniqueid ?? "", "attempts": String($0.attempts), "last_error": $0.lastError ?? ""] })
             return

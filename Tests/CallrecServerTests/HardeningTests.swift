@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import JWTKit
 import Logging
 import NIOCore
 import Testing
@@ -88,6 +89,8 @@ struct HardeningTests {
             #expect(try await code(late) == "expired")
             #expect(try await code(wrong) == "bad_signature")
             #expect(try await code(path + "?sig=abc") == "missing_claim")
+            let roleless = try await h.tokens.keys.sign(Claimless(sub: .init(value: "crm"), exp: .init(value: Date().addingTimeInterval(60))))
+            #expect(try await code(json, h.bearer(roleless)) == "missing_claim")
             let ok = try await client.execute(uri: good, method: .get)
             #expect(ok.status == .ok)
         }
@@ -230,6 +233,13 @@ struct HardeningTests {
             #expect(try await client.execute(uri: "/recordings/1732467600.1.opus", method: .get, headers: h.bearer(admin)).status == .notFound)
         }
     }
+}
+
+/// A token without the role claim.
+struct Claimless: JWTPayload {
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    func verify(using _: some JWTAlgorithm) async throws {}
 }
 
 /// A quarantined file can be found over HTTP (it used to be a plain 404 everywhere), by an
