@@ -366,6 +366,14 @@ enum OpenAPIRoute {
                 "404": {$ref: '#/components/responses/NotFound'}
                 "413": {$ref: '#/components/responses/TooLarge'}
           /exports:
+            get:
+              summary: the console's export page (HTML), for a signed-in compliance or admin user
+              description: A page for people, not an API call. Without a console session it redirects to /login.
+              security: []
+              responses:
+                "200": {description: the page, content: {text/html: {schema: {type: string}}}}
+                "302": {description: "not signed in: to /login?next=/exports", headers: {Location: {required: true, schema: {type: string}}}}
+                "403": {$ref: '#/components/responses/Forbidden'}
             post:
               summary: start a compliance export of a time range (compliance, admin); 202 with the job
               description: from must be before to.
