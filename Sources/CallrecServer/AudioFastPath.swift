@@ -313,7 +313,7 @@ struct CallrecHTTP1Channel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let admitted = counter.tryOpen()
         let counter = self.counter
-        if admitted { channel.closeFuture.whenComplete { _ in counter.closed() } }
+        if admitted { channel.closeFuture.whenComplete { _ in counter.closed(channel) } }
         return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let ops = channel.pipeline.syncOperations
             guard admitted else {
@@ -322,7 +322,7 @@ struct CallrecHTTP1Channel: ServerChildChannel {
                 return value
             }
             let codec = try ops.handler(type: HTTP1ToHTTPServerCodec.self)
-            let timeouts = ConnectionTimeouts(counter.limits)
+            let timeouts = ConnectionTimeouts(counter.limits, counter: counter)
             try ops.addHandler(timeouts.bytes, position: .first)
             try ops.addHandler(timeouts.parts, position: .before(codec))
             if let handler = fastPath() {

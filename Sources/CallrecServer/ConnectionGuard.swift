@@ -6,8 +6,9 @@ import NIOHTTP1
 
 /// How many connections the server holds and how long it waits on them. 1,100 idle sockets used to
 /// exhaust systemd's default 1,024 descriptors: `/healthz` timed out and the spool watcher could
-/// not open files. Now idle and half-sent connections are closed, and past the cap a connection is
-/// answered `503` and closed at once, rather than left waiting in the accept queue.
+/// not open files. Now idle and half-sent connections are closed, at the cap a newcomer takes an
+/// idle connection's place, and only when every place has a request in progress is it answered
+/// `503` and closed at once, rather than left waiting in the accept queue.
 public struct ConnectionLimits: Sendable {
     /// Connections held at once; more are refused politely.
     public var maxConnections: Int
@@ -44,25 +45,65 @@ public struct ConnectionLimits: Sendable {
     }
 }
 
-/// Counts open connections against the cap.
+/// Counts open connections against the cap. At the cap, a new connection takes the place of an
+/// idle one (no request in progress), closed for it, as nginx reuses keep-alive connections when
+/// `worker_connections` run out: a crowd of idle sockets cannot lock new clients out; only a cap
+/// full of requests in progress refuses (503).
 final class ConnectionCounter: Sendable {
     let limits: ConnectionLimits
-    private let open = NIOLockedValueBox(0)
+    private struct State {
+        var open = 0
+        /// Connections with no request in progress, by their ObjectIdentifier.
+        var idle: [ObjectIdentifier: any Channel] = [:]
+        /// Connections closed to make room: their close frees no place (the newcomer took it).
+        var evicted: Set<ObjectIdentifier> = []
+    }
+    private let state = NIOLockedValueBox(State())
 
     init(_ limits: ConnectionLimits) { self.limits = limits }
 
-    var count: Int { open.withLockedValue { $0 } }
+    var count: Int { state.withLockedValue { $0.open } }
 
-    /// Takes a place, or false when the server is full.
+    /// Takes a place — at the cap, an idle connection's, closing it — or false when every place
+    /// has a request in progress.
     func tryOpen() -> Bool {
-        open.withLockedValue { n in
-            guard n < limits.maxConnections else { return false }
-            n += 1
+        enum Outcome { case admitted, full, evict(any Channel) }
+        let outcome: Outcome = state.withLockedValue { s in
+            if s.open < limits.maxConnections {
+                s.open += 1
+                return .admitted
+            }
+            guard let (id, victim) = s.idle.first else { return .full }
+            s.idle[id] = nil
+            s.evicted.insert(id)  // in the same lock: a close of its own meanwhile frees no place either
+            return .evict(victim)
+        }
+        switch outcome {
+        case .admitted: return true
+        case .full: return false
+        case .evict(let victim):
+            victim.close(promise: nil)
             return true
         }
     }
 
-    func closed() { open.withLockedValue { $0 -= 1 } }
+    /// A connection that took a place has closed.
+    func closed(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        state.withLockedValue { s in
+            s.idle[id] = nil
+            if s.evicted.remove(id) == nil { s.open -= 1 }
+        }
+    }
+
+    /// The connection has no request in progress (true), or has one (false).
+    func setIdle(_ channel: any Channel, _ idle: Bool) {
+        let id = ObjectIdentifier(channel)
+        state.withLockedValue { s in
+            guard !s.evicted.contains(id) else { return }
+            if idle { s.idle[id] = channel } else { s.idle[id] = nil }
+        }
+    }
 
     /// Answers a connection past the cap and closes it, as soon as it is active.
     final class Refuse: ChannelInboundHandler, RemovableChannelHandler {
@@ -101,11 +142,17 @@ final class ConnectionCounter: Sendable {
 /// path's as well as the router's.
 final class ConnectionTimeouts {
     let limits: ConnectionLimits
+    /// Told when the connection has, or has no, request in progress (an idle one may be closed to
+    /// make room for a newcomer at the cap).
+    let counter: ConnectionCounter?
     private var inFlight = 0
     private var partial = false
     private var timer: Scheduled<Void>?
 
-    init(_ limits: ConnectionLimits) { self.limits = limits }
+    init(_ limits: ConnectionLimits, counter: ConnectionCounter? = nil) {
+        self.limits = limits
+        self.counter = counter
+    }
 
     private func arm(_ context: ChannelHandlerContext, _ after: TimeAmount) {
         timer?.cancel()
@@ -118,7 +165,10 @@ final class ConnectionTimeouts {
         timer = nil
     }
 
-    fileprivate func active(_ context: ChannelHandlerContext) { arm(context, limits.idleTimeout) }
+    fileprivate func active(_ context: ChannelHandlerContext) {
+        arm(context, limits.idleTimeout)
+        counter?.setIdle(context.channel, true)
+    }
 
     fileprivate func bytesRead(_ context: ChannelHandlerContext) {
         guard inFlight == 0, !partial else { return }
@@ -126,15 +176,19 @@ final class ConnectionTimeouts {
         arm(context, limits.headerTimeout)
     }
 
-    fileprivate func headRead() {
+    fileprivate func headRead(_ context: ChannelHandlerContext) {
         partial = false
         inFlight += 1
         disarm()
+        if inFlight == 1 { counter?.setIdle(context.channel, false) }
     }
 
     fileprivate func responseEnded(_ context: ChannelHandlerContext) {
         inFlight = max(0, inFlight - 1)
-        if inFlight == 0 { arm(context, partial ? limits.headerTimeout : limits.idleTimeout) }
+        if inFlight == 0 {
+            arm(context, partial ? limits.headerTimeout : limits.idleTimeout)
+            counter?.setIdle(context.channel, true)
+        }
     }
 
     fileprivate func inactive() { disarm() }
@@ -171,7 +225,7 @@ final class ConnectionTimeouts {
         init(_ state: ConnectionTimeouts) { self.state = state }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .head = unwrapInboundIn(data) { state.headRead() }
+            if case .head = unwrapInboundIn(data) { state.headRead(context) }
             context.fireChannelRead(data)
         }
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -183,28 +183,42 @@ struct HardeningTests {
         }
     }
 
-    /// Past the cap a connection is answered 503 at once and closed, not left in the accept queue;
-    /// a place that frees up is taken again.
-    @Test func theCapRefusesPolitely() async throws {
+    /// At the cap a newcomer takes an idle connection's place (idle sockets cannot lock clients
+    /// out); when every place has a request in progress it is answered 503 at once and closed, not
+    /// left in the accept queue.
+    @Test func theCapEvictsIdleConnectionsAndRefusesPolitely() async throws {
         let h = try await Harness()
+        let admin = try await h.token(.admin)
         let limits = ConnectionLimits(maxConnections: 3, idleTimeout: .seconds(60), headerTimeout: .seconds(60))
         try await h.test(limits: limits, freeBytes: FileSystemSpace.free) { client in
             let port = try #require(client.port)
-            // The test client holds one connection of its own once it has sent a request.
-            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
-            let held = try (0..<2).map { _ in try RawSocket(port: port) }
-            try await Task.sleep(for: .milliseconds(200))
-            let fourth = try RawSocket(port: port)
-            let answer = fourth.readAll(waitingMilliseconds: 5000)
-            #expect(answer.hasPrefix("HTTP/1.1 503"), "\(answer)")
-            #expect(answer.contains("too_many_connections"))
-            held.forEach { $0.close() }
-            // The held ones' places come back once their closes are seen: allow for a loaded machine.
-            var answered = ""
-            for _ in 0..<20 where !answered.hasPrefix("HTTP/1.1 200") {
+            func healthz() throws -> String {
                 let fresh = try RawSocket(port: port)
                 _ = fresh.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
-                answered = fresh.readAll(waitingMilliseconds: 5000)
+                return fresh.readAll(waitingMilliseconds: 5000)
+            }
+            // Three idle sockets fill the cap: a fresh client still gets through.
+            let idle = try (0..<3).map { _ in try RawSocket(port: port) }
+            try await Task.sleep(for: .milliseconds(200))
+            let through = try healthz()
+            #expect(through.hasPrefix("HTTP/1.1 200"), "\(through)")
+            #expect(idle.contains { $0.isClosed(waitingMilliseconds: 1000) }, "no idle connection was closed to make room")
+            idle.forEach { $0.close() }
+            try await Task.sleep(for: .milliseconds(300))
+            // Three requests in progress (bodies announced, not sent): the fourth is refused at once.
+            let busy = try (0..<3).map { _ in try RawSocket(port: port) }
+            for b in busy {
+                _ = b.send(Array("PUT /recordings/1732467600.9/metadata HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(admin)\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{".utf8))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let refused = try healthz()
+            #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused)")
+            #expect(refused.contains("too_many_connections"))
+            busy.forEach { $0.close() }
+            // The places come back once their closes are seen: allow for a loaded machine.
+            var answered = ""
+            for _ in 0..<20 where !answered.hasPrefix("HTTP/1.1 200") {
+                answered = try healthz()
                 if !answered.hasPrefix("HTTP/1.1 200") { try await Task.sleep(for: .milliseconds(200)) }
             }
             #expect(answered.hasPrefix("HTTP/1.1 200"), "\(answered)")
