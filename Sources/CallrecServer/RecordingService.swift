@@ -17,6 +17,8 @@ final class RecordingService: Sendable {
     let catalog: Catalog
     let audit: AuditWriter
     let rows = RowCache()
+    /// List pages computed at once: all cores but one (at least one).
+    let listGate = Gate(permits: max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
     let now: @Sendable () -> Date
     /// Free bytes of the file system holding `path` (injected by tests).
     let freeBytes: @Sendable (String) -> Int64?
@@ -103,8 +105,15 @@ final class RecordingService: Sendable {
         return (row, json)
     }
 
-    /// A page of the principal's recordings as the API's JSON, encoded on GRDB's reader queue.
+    /// A page of the principal's recordings as the API's JSON, encoded on GRDB's reader queue,
+    /// at most `listGate` at once: a page of 1,000 rows is 50–80 ms of a core, and four clients
+    /// repeating them kept both cores busy, pushing a signed range's p99 past 10 ms
+    /// (scripts/bench-list-load). One core is always left to the event loops.
     func listJSON(_ query: ListQuery, for principal: Principal) async throws -> Data {
+        try await listGate.run { try await self.pageJSON(query, for: principal) }
+    }
+
+    private func pageJSON(_ query: ListQuery, for principal: Principal) async throws -> Data {
         var q = query
         // Another company's recordings are not there, as far as a scoped token can tell: an empty page.
         if let asked = q.company, !principal.scope.allows(asked) { return try JSONEncoder.callrec.encode(PageJSON(items: [], nextCursor: nil)) }
@@ -292,4 +301,24 @@ struct StoredAudio: Sendable {
     var opusETag: String { "\"\(row.opusSHA256.prefix(32))\"" }
     var wavETag: String { "\"wav-\(row.opusSHA256.prefix(32))\"" }
     static let opusType = "audio/ogg; codecs=opus"
+}
+
+/// At most `permits` operations at once; the others wait their turn, in order, without holding a thread.
+actor Gate {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(permits: Int) { free = permits }
+
+    func run<T: Sendable>(_ work: @Sendable () async throws -> T) async throws -> T {
+        if free > 0 {
+            free -= 1
+        } else {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        defer {
+            if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+        }
+        return try await work()
+    }
 }
