@@ -75,7 +75,7 @@ final class SourceReader {
                     virtual = v
                     file = v.open(&sfinfo)
                 } else {
-                    file = sf_open_fd(fd, Int32(SFM_READ), &sfinfo, 0)
+                    file = Self.openSndFile(fd, &sfinfo)
                 }
             case .rawGSM, .rawULaw, .rawALaw, .rawLinear:
                 sfinfo.channels = 1
@@ -94,7 +94,7 @@ final class SourceReader {
                     sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_LITTLE)
                 case .container: break
                 }
-                file = sf_open_fd(fd, Int32(SFM_READ), &sfinfo, 0)
+                file = Self.openSndFile(fd, &sfinfo)
             }
         } catch {
             close(fd)
@@ -134,6 +134,16 @@ final class SourceReader {
             throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))")
         }
         return Int(n)
+    }
+
+    /// libsndfile on a duplicate of `fd` that it owns (`close_desc` = 1: closed at `sf_close`).
+    /// libsndfile 1.2.0 (Debian 12) closes the descriptor of a failed `sf_open_fd` even when told
+    /// not to: with `fd` itself, our own close then closed whatever file another thread had opened
+    /// under that number meanwhile (concurrent ingests saw "Bad file descriptor").
+    static func openSndFile(_ fd: Int32, _ info: inout SF_INFO) -> OpaquePointer? {
+        let owned = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard owned >= 0 else { return nil }
+        return sf_open_fd(owned, Int32(SFM_READ), &info, 1)
     }
 
     static func pread(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
