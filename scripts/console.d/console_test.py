@@ -174,6 +174,14 @@ def sign_in(user, password):
     old = driver.find_element(By.TAG_NAME, "html")
     tid("login-submit").click()
     WebDriverWait(driver, 10).until(EC.staleness_of(old))
+    # The next document may still be loading: elements read before it settles can belong to the
+    # old one (Chromium: "Node with given id does not belong to the document").
+    wait(lambda: driver.execute_script("return document.readyState") == "complete", what="the page after sign-in")
+
+
+def text_of(testid):
+    """The text of a displayed element, read again if the page is swapped under the read."""
+    return wait(lambda: tid(testid).text if tid(testid).is_displayed() else None, what=testid)
 
 
 def rows():
@@ -264,12 +272,12 @@ def _():
     shot("01-login")
     for i in range(5):
         sign_in("victim", "wrong password %d" % i)
-        err = tid("login-error")
-        assert err.is_displayed() and "Wrong" in err.text, err.text
+        err = text_of("login-error")
+        assert "Wrong" in err, err
     shot("02-login-refused")
     sign_in("victim", "correct horse battery")  # the right password, but too late
-    err = tid("login-error")
-    assert "Too many" in err.text, err.text
+    err = text_of("login-error")
+    assert "Too many" in err, err
     assert driver.current_url.startswith(BASE + "/login")
     shot("03-login-throttled")
 
@@ -504,7 +512,7 @@ def _():
     driver.get(BASE + "/")
     assert "/login" in driver.current_url
     sign_in("acmeview", "correct horse battery")
-    assert "Wrong" in tid("login-error").text
+    assert "Wrong" in text_of("login-error")
 
 
 @check("an SSO token works once")
@@ -515,7 +523,7 @@ def _():
     wait(lambda: tid("player-audio", many=True), what="the recording page")
     driver.delete_all_cookies()
     driver.get(BASE + f"/console/sso?token={token}")
-    assert tid("login-error").is_displayed() and not tid("logout", many=True)
+    assert text_of("login-error") and not tid("logout", many=True)
     shot("13-sso-refused")
     far = jwt({"sub": "crm-user-7", "exp": int(time.time()) + 3600, "role": "viewer", "company": "acme", "jti": "sso-far"})
     st, _, _ = http("GET", f"/console/sso?token={far}")
