@@ -195,14 +195,16 @@ struct HardeningTests {
             func healthz() throws -> String {
                 let fresh = try RawSocket(port: port)
                 _ = fresh.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
-                return fresh.readAll(waitingMilliseconds: 5000)
+                return fresh.readAll(waitingMilliseconds: 10_000)
             }
-            // Three idle sockets fill the cap: a fresh client still gets through.
+            // Three idle sockets fill the cap: a fresh client still gets through (liveness bounds
+            // only: the whole suite on 2 cores stalls for seconds at times).
             let idle = try (0..<3).map { _ in try RawSocket(port: port) }
-            try await Task.sleep(for: .milliseconds(200))
-            let through = try healthz()
+            try await Task.sleep(for: .milliseconds(500))
+            var through = ""
+            for _ in 0..<3 where !through.hasPrefix("HTTP/1.1 200") { through = try healthz() }
             #expect(through.hasPrefix("HTTP/1.1 200"), "\(through)")
-            #expect(idle.contains { $0.isClosed(waitingMilliseconds: 1000) }, "no idle connection was closed to make room")
+            #expect(idle.contains { $0.isClosed(waitingMilliseconds: 5000) }, "no idle connection was closed to make room")
             idle.forEach { $0.close() }
             try await Task.sleep(for: .milliseconds(300))
             // Three requests in progress (bodies announced, not sent): the fourth is refused at once.
@@ -210,7 +212,7 @@ struct HardeningTests {
             for b in busy {
                 _ = b.send(Array("PUT /recordings/1732467600.9/metadata HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(admin)\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{".utf8))
             }
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: .seconds(2))  // their heads read: no place is idle any more
             let refused = try healthz()
             #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused)")
             #expect(refused.contains("too_many_connections"))
