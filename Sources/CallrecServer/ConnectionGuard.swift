@@ -73,10 +73,14 @@ final class ConnectionCounter: Sendable {
                 s.open += 1
                 return .admitted
             }
-            guard let (id, victim) = s.idle.first else { return .full }
-            s.idle[id] = nil
-            s.evicted.insert(id)  // in the same lock: a close of its own meanwhile frees no place either
-            return .evict(victim)
+            // A connection closing on its own may still be listed: skip those (their close frees a place).
+            while let (id, victim) = s.idle.first {
+                s.idle[id] = nil
+                guard victim.isActive else { continue }
+                s.evicted.insert(id)  // in the same lock: a close of its own meanwhile frees no place either
+                return .evict(victim)
+            }
+            return .full
         }
         switch outcome {
         case .admitted: return true
@@ -101,7 +105,7 @@ final class ConnectionCounter: Sendable {
         let id = ObjectIdentifier(channel)
         state.withLockedValue { s in
             guard !s.evicted.contains(id) else { return }
-            if idle { s.idle[id] = channel } else { s.idle[id] = nil }
+            if idle && channel.isActive { s.idle[id] = channel } else { s.idle[id] = nil }
         }
     }
 
