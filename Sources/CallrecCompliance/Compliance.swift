@@ -133,7 +133,3 @@ public struct IntegrityChecker: Sendable {
         return report
     }
 }
-
-extension Data {
-    var sha256Hex: String { Array(SHA256.hash(data: self)).hexString }
-}
