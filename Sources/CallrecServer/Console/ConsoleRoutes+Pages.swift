@@ -53,7 +53,7 @@ extension ConsoleRoutes {
     @Sendable func recordingPage(_ request: Request, context: CallrecContext) async throws -> Response {
         let p = page(request, context)
         let user = try context.who
-        guard let id = context.parameters.get("id"), UniqueID.isValid(id) else { return notFound(p) }
+        guard let id = (try? context.pathParameter("id")) ?? nil, UniqueID.isValid(id) else { return notFound(p) }
         let row: RecordingRow
         do { row = try await service.find(id, for: user) } catch let e as APIError where e.status == .notFound { return notFound(p) }
         let json = RecordingJSON(row)
@@ -148,7 +148,7 @@ extension ConsoleRoutes {
     }
 
     func setHold(_ request: Request, _ context: CallrecContext, on: Bool) async throws -> Response {
-        let id = try RecordingRoutes.uniqueid(context.parameters.get("id"))
+        let id = try RecordingRoutes.uniqueid(context.pathParameter("id"))
         let form = try await Form.body(request)
         let reason = (form["reason"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         if on && reason.isEmpty { throw APIError(.badRequest, "reason_required", "a legal hold needs a reason") }

@@ -55,7 +55,7 @@ struct ConsoleRoutes: Sendable {
     // MARK: assets
 
     @Sendable func asset(_ request: Request, context: CallrecContext) async throws -> Response {
-        let name = context.parameters.get("file") ?? ""
+        let name = (try? context.pathParameter("file")) ?? nil ?? ""
         guard let (body, type) = ConsoleAssets.files[name] else { throw APIError(.notFound, "not_found", "no asset \(name.prefix(64))") }
         var headers = ConsolePage.headers(html: false)
         headers[.contentType] = type
