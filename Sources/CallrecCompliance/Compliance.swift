@@ -22,7 +22,7 @@ public struct Remover: Sendable {
         for row in rows {
             let path = catalog.data.absolute(row.opusPath)
             unlink(path)
-            dirs.insert(Transcoder.directoryOf(path))
+            dirs.insert(parentDirectory(of: path))
         }
         for d in dirs { try? syncDirectory(d) }
     }

@@ -82,7 +82,7 @@ public struct Exporter: Sendable {
         try zip.finish()
         guard fsync(fd) == 0, rename(temp, out) == 0 else { throw ExportError("cannot write \(out): \(String(cString: strerror(errno)))") }
         done = true
-        try? syncDirectory(Transcoder.directoryOf(out))
+        try? syncDirectory(parentDirectory(of: out))
         var st = stat()
         stat(out, &st)
         return ExportSummary(recordings: count, audioBytes: audioBytes, zipBytes: Int(st.st_size), zipSHA256: try Transcoder.sha256(of: out))

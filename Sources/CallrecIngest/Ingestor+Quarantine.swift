@@ -21,13 +21,13 @@ extension Ingestor {
         let to = root + "/" + parts.joined(separator: "/")
         var st = stat()
         guard lstat(from, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw MediaError.posix("cannot find", from) }
-        try FileManager.default.createDirectory(atPath: Transcoder.directoryOf(to), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: parentDirectory(of: to), withIntermediateDirectories: true)
         switch renameNoReplace(from, to) {
         case 0: break
         case EEXIST: throw MediaError(.io, "\(to) already exists in the spool: left in quarantine")
         case EXDEV:
             // Another file system: a hidden copy (the watcher ignores it), fsynced, then its name.
-            let temp = Transcoder.directoryOf(to) + "/.callrec-retry-\(id)-\(UInt32.random(in: 0...UInt32.max))"
+            let temp = parentDirectory(of: to) + "/.callrec-retry-\(id)-\(UInt32.random(in: 0...UInt32.max))"
             do {
                 try FileManager.default.copyItem(atPath: from, toPath: temp)
                 let fd = open(temp, O_RDONLY | O_CLOEXEC)
@@ -43,12 +43,12 @@ extension Ingestor {
                 unlink(temp)
                 throw error
             }
-            try syncDirectory(Transcoder.directoryOf(to))
+            try syncDirectory(parentDirectory(of: to))
             guard unlink(from) == 0 || errno == ENOENT else { throw MediaError.posix("cannot remove", from) }
         case let code: throw MediaError.posix("cannot move \(from) to", to, code)
         }
-        try? syncDirectory(Transcoder.directoryOf(to))
-        try? syncDirectory(Transcoder.directoryOf(from))
+        try? syncDirectory(parentDirectory(of: to))
+        try? syncDirectory(parentDirectory(of: from))
         unlink(from + ".reason.txt")
         try await catalog.removeQuarantineEntry(id: id)
         logger.notice("quarantined file put back into the spool", metadata: ["file": "\(to)", "quarantine_id": "\(id)"])

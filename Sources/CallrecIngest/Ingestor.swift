@@ -149,7 +149,7 @@ public final class Ingestor: Sendable {
                     guard rename(catalog.data.absolute(relativeOut), catalog.data.absolute(proper)) == 0 else {
                         throw MediaError.posix("cannot rename into", proper)
                     }
-                    try syncDirectory(Transcoder.directoryOf(catalog.data.absolute(proper)))
+                    try syncDirectory(parentDirectory(of: catalog.data.absolute(proper)))
                     finalRelative = proper
                 }
             }
@@ -226,7 +226,7 @@ public final class Ingestor: Sendable {
 
     private func removeFile(_ absolute: String) throws {
         guard unlink(absolute) == 0 || errno == ENOENT else { throw MediaError.posix("cannot remove", absolute) }
-        try? syncDirectory(Transcoder.directoryOf(absolute))
+        try? syncDirectory(parentDirectory(of: absolute))
     }
 
     /// Why a recognised name would give a recording no route could serve, or nil when it is fine:
@@ -317,7 +317,7 @@ public final class Ingestor: Sendable {
             fchmod(source.fd, DataDirectory.fileMode)  // best effort: the spool's owner may be Asterisk
             try writeReason(reason, to: reasonFD, path: target + ".reason.txt")
             try syncDirectory(dir)
-            try? syncDirectory(Transcoder.directoryOf(source.path))
+            try? syncDirectory(parentDirectory(of: source.path))
             try catalog.quarantine(QuarantineRow(
                 sourceName: name, path: String(target.dropFirst(catalog.data.root.count + 1)), reason: reason, sha256: sha, bytes: source.size,
                 at: Int64(now().timeIntervalSince1970)))
@@ -374,10 +374,10 @@ public final class Ingestor: Sendable {
         if try !source.unlinkIfSame() {
             logger.warning("the spool path no longer names the file ingested; left alone", metadata: ["file": "\(source.path)"])
         }
-        try? syncDirectory(Transcoder.directoryOf(source.path))
+        try? syncDirectory(parentDirectory(of: source.path))
     }
 
     func makeDirectory(for file: String) throws {
-        try makeDirectories(Transcoder.directoryOf(file))
+        try makeDirectories(parentDirectory(of: file))
     }
 }

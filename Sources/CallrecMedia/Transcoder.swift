@@ -216,7 +216,6 @@ public struct Transcoder: Sendable {
         return "\(dir)/.\(name).partial-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }
 
-    public static func directoryOf(_ path: String) -> String { parentDirectory(of: path) }
 
     static func modificationTime(_ fd: Int32) -> Date {
         var st = stat()

@@ -176,7 +176,7 @@ func syntheticStore(count: Int, opus: String, dir: String, distinctFiles: Bool) 
             let id = "\(t).\(i)"
             let rel = DataDirectory.audioRelativePath(uniqueid: id, startedAt: Date(timeIntervalSince1970: TimeInterval(t)))
             let path = dir + "/" + rel
-            let folder = Transcoder.directoryOf(path)
+            let folder = parentDirectory(of: path)
             if !made.contains(folder) {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 made.insert(folder)

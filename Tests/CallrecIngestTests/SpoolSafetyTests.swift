@@ -1,6 +1,7 @@
 import CallrecCatalog
 import CallrecMedia
 import CallrecTestSupport
+import CallrecSupport
 import Foundation
 import Logging
 import Testing
@@ -29,7 +30,7 @@ struct SpoolSafetyTests {
         }
 
         func start() {
-            let dir = Transcoder.directoryOf(path)
+            let dir = parentDirectory(of: path)
             let t = Thread { [self] in
                 var i = 0
                 while true {
@@ -170,7 +171,7 @@ struct SpoolSafetyTests {
             return
         }
         let q = try #require(try b.catalog.quarantined().first)
-        let day = Transcoder.directoryOf(b.data.absolute(q.path))
+        let day = parentDirectory(of: b.data.absolute(q.path))
         #expect(mode(day) == 0o750)
         #expect(mode(b.data.absolute(q.path)) == 0o640)
         #expect(mode(b.data.absolute(q.path) + ".reason.txt") == 0o640)
@@ -246,7 +247,7 @@ struct SpoolSafetyTests {
         for i in 0..<60 {
             for name in ["a\(i)/x.wav", "a\(i)_x.wav"] {
                 let p = b.spool + "/" + name
-                try FileManager.default.createDirectory(atPath: Transcoder.directoryOf(p), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: parentDirectory(of: p), withIntermediateDirectories: true)
                 var bytes = garbage
                 bytes.append(contentsOf: Array(name.utf8))
                 try bytes.write(to: URL(fileURLWithPath: p))
