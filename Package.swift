@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "CallrecIngest", targets: ["CallrecIngest"]),
         .library(name: "CallrecServer", targets: ["CallrecServer"]),
         .library(name: "CallrecCompliance", targets: ["CallrecCompliance"]),
+        .library(name: "CallrecAMI", targets: ["CallrecAMI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -66,10 +67,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The Asterisk Manager Interface: the connection, the call tracker, PCI pauses.
+        .target(
+            name: "CallrecAMI",
+            dependencies: [
+                "CallrecCatalog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "CallrecServer",
             dependencies: [
-                "CallrecSupport", "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecCompliance",
+                "CallrecSupport", "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecCompliance", "CallrecAMI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -88,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "callrec",
             dependencies: [
-                "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecServer", "CallrecCompliance",
+                "CallrecAMI", "CallrecMedia", "CallrecCatalog", "CallrecIngest", "CallrecServer", "CallrecCompliance",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -97,24 +110,25 @@ let package = Package(
         // Paths, temporary directories and subprocesses for every test target.
         .target(
             name: "CallrecTestSupport",
-            dependencies: ["COpusFile"],
+            dependencies: ["COpusFile", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Tests/CallrecTestSupport"),
         // Benchmarks of the catalog and the spool (scripts/bench-catalog runs it in release mode).
         .executableTarget(
             name: "callrec-bench",
             dependencies: [
-                "CallrecSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
+                "CallrecSupport", "CallrecAMI", "CallrecTestSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),
+        .testTarget(name: "CallrecAMITests", dependencies: ["CallrecAMI", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(
             name: "CallrecServerTests",
             dependencies: [
-                "CallrecServer", "CallrecIngest", "CallrecCatalog", "CallrecMedia", "CallrecTestSupport",
+                "CallrecServer", "CallrecIngest", "CallrecCatalog", "CallrecMedia", "CallrecTestSupport", "CallrecAMI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -240,6 +240,7 @@ public final class Catalog: Sendable {
                 t.column("exp", .integer).notNull()
             }
         }
+        m.registerMigration("v11-ami") { db in try Self.migrateAMI(db) }
         return m
     }
 }

@@ -26,11 +26,17 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
     public var legalHold: Bool
     /// How many source files (MixMonitor `a` appends) the recording was made of.
     public var parts: Int
+    /// From AMI (`AMIFacts`): empty lists and nulls when AMI did not see the call.
+    public var pauses: [AMIFacts.Pause]?
+    public var gaps: [AMIFacts.Gap]?
+    public var answeredAt: String?
+    public var endedAt: String?
+    public var hangupCause: Int?
 
     enum CodingKeys: String, CodingKey {
         case uniqueid, company, agent, leadNumber = "lead_number", startedAt = "started_at", samples
         case sampleRate = "sample_rate", channels, durationMs = "duration_ms", source, opus, silence, levels
-        case legalHold = "legal_hold", parts
+        case legalHold = "legal_hold", parts, pauses, gaps, answeredAt = "answered_at", endedAt = "ended_at", hangupCause = "hangup_cause"
     }
 
     public init(_ row: RecordingRow) {
@@ -50,6 +56,14 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
         levels = Levels(peakDBFS: row.peakDBFS, rmsDBFS: row.rmsDBFS, clippedSamples: row.clippedSamples)
         legalHold = row.legalHold
         self.parts = row.parts
+        if let ami = AMIFacts.decode(row.ami) {
+            if let exact = ami.startedAt { startedAt = exact }
+            pauses = ami.pauses
+            gaps = ami.gaps
+            answeredAt = ami.answeredAt
+            endedAt = ami.endedAt
+            hangupCause = ami.hangupCause
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -69,5 +83,10 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
         try c.encode(levels, forKey: .levels)
         try c.encode(legalHold, forKey: .legalHold)
         try c.encode(parts, forKey: .parts)
+        try c.encode(pauses ?? [], forKey: .pauses)
+        try c.encode(gaps ?? [], forKey: .gaps)
+        try c.encode(answeredAt, forKey: .answeredAt)
+        try c.encode(endedAt, forKey: .endedAt)
+        try c.encode(hangupCause, forKey: .hangupCause)
     }
 }

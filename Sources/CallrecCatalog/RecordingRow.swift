@@ -33,6 +33,8 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
     public var holdReason: String?
     public var holdBy: String?
     public var holdAt: Int64?
+    /// What AMI said about the call, on the recording's timeline (`AMIFacts` JSON); nil when AMI did not see it.
+    public var ami: String?
 
     public enum Columns {
         public static let uniqueid = Column(CodingKeys.uniqueid)
@@ -50,7 +52,7 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
         case opusBytes = "opus_bytes", opusBitrate = "opus_bitrate", opusSHA256 = "opus_sha256", silence
         case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs", clippedSamples = "clipped_samples", parts
         case legalHold = "legal_hold", ingestedAt = "ingested_at", updatedAt = "updated_at"
-        case holdReason = "hold_reason", holdBy = "hold_by", holdAt = "hold_at"
+        case holdReason = "hold_reason", holdBy = "hold_by", holdAt = "hold_at", ami
     }
 
     public init(

@@ -39,7 +39,7 @@ public struct Exporter: Sendable {
         }
         let csv = try Spool(path: csvPath)
         let json = try Spool(path: jsonPath)
-        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold\r\n")
+        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,pauses\r\n")
         let zip = ZipWriter(fd: fd, date: now)
         var audioBytes = 0
         var count = 0
@@ -53,15 +53,25 @@ public struct Exporter: Sendable {
                 let (bytes, sha) = try copy(row, into: zip, buffer: buffer)
                 audioBytes += bytes
                 let started = RecordingTags.iso(row.startedAtDate)
-                let entry: [String: Any] = [
+                let ami = AMIFacts.decode(row.ami)
+                let pauses = (ami?.pauses ?? []).map { p -> [String: Any] in
+                    ["start_ms": p.startMs, "end_ms": p.endMs, "by": p.by as Any, "requested_at": p.requestedAt as Any, "ended_by": p.endedBy as Any]
+                }
+                var entry: [String: Any] = [
                     "uniqueid": row.uniqueid, "started_at": started, "company": row.company as Any, "agent": row.agent as Any,
                     "lead_number": row.leadNumber as Any, "duration_ms": row.durationMs, "sample_rate": row.sampleRate, "channels": row.channels,
                     "file": row.opusPath, "bytes": bytes, "sha256": sha, "legal_hold": row.legalHold,
                     "source": ["format": row.sourceFormat, "bytes": row.sourceBytes, "sha256": row.sourceSHA256],
                 ]
+                // What AMI said (empty and null when it did not see the call).
+                entry["pauses"] = pauses
+                entry["gaps"] = (ami?.gaps ?? []).map { ["at_ms": $0.atMs, "lost_ms": $0.lostMs, "why": $0.why] }
+                entry["answered_at"] = ami?.answeredAt as Any
+                entry["ended_at"] = ami?.endedAt as Any
                 try json.append((count == 0 ? "\n    " : ",\n    ") + String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
                 try csv.append([row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
-                                String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false"]
+                                String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false",
+                                (ami?.pauses ?? []).map { "\($0.startMs)-\($0.endMs)" }.joined(separator: " ")]
                     .map(Self.csvField).joined(separator: ",") + "\r\n")
                 count += 1
                 progress(count, max(total, count))

@@ -156,10 +156,12 @@ public final class Ingestor: Sendable {
             let partRow = SourcePartRow(
                 uniqueid: id, part: parts.count + 1, sha256: sha, bytes: result.source.bytes, format: result.source.format.name,
                 name: name, samples: result.measurements.samples - result.previousSamples, ingestedAt: Int64(now().timeIntervalSince1970))
-            let row = RecordingRow(
-                uniqueid: id, startedAt: result.startedAt, metadata: meta, measurements: result.measurements,
+            let ami = try amiFacts(id, result, name: name)
+            var row = RecordingRow(
+                uniqueid: id, startedAt: result.startedAt, metadata: ami.map { Self.filled(meta, from: $0) } ?? meta, measurements: result.measurements,
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
+            row.ami = ami?.json
             try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
@@ -177,6 +179,22 @@ public final class Ingestor: Sendable {
             Counter(label: "callrec_ingest_deferred_total").increment()
             return .deferred(reason: "\(error)")
         }
+    }
+
+    /// What AMI said about the call (CallrecAMI wrote it to the catalog as it happened), on this
+    /// recording's timeline; nil when AMI did not see it.
+    func amiFacts(_ id: String, _ result: TranscodeResult, name: String) throws -> AMIFacts? {
+        guard let call = try catalog.call(id) else { return nil }
+        // A PCM mute is exact zeros; GSM (`.WAV`, `.gsm`) and A-law code it as near-silence.
+        let format = result.source.format.name
+        let exact = format != "gsm" && format != "alaw" && !name.hasSuffix(".WAV")
+        return CallTimeline.facts(call: call, pauses: try catalog.pauses(of: id), measurements: result.measurements, pcm: exact)
+    }
+
+    /// The CRM's agent and lead number win; AMI's parties fill what it left empty.
+    static func filled(_ meta: Metadata, from facts: AMIFacts) -> Metadata {
+        let (agent, lead) = CallTimeline.parties(facts)
+        return Metadata(company: meta.company, agent: meta.agent ?? agent, leadNumber: meta.leadNumber ?? lead)
     }
 
     /// When no pattern matches, a file named like a uniqueid-less recording still gets an id: its

@@ -38,6 +38,10 @@ struct Analyzer {
     private var pixelMax = Int.min
     private var peaks: [Int8] = []
 
+    // Exact digital zeros on every channel (what MixMonitorMute writes), in frames.
+    private var zeroStart: Int?
+    private var zeroRuns: [[Int]] = []
+
     init(sampleRate: Int, channels: Int, options: AnalysisOptions) {
         self.sampleRate = sampleRate
         self.channels = channels
@@ -58,9 +62,11 @@ struct Analyzer {
         for f in 0..<n {
             // mono mix: the mean of the channels (kept exact as a sum; divided below)
             var sum: Int32 = 0
+            var bits: Int32 = 0
             for _ in 0..<channels {
                 let s = Int32(block[i])
                 i += 1
+                bits |= s
                 let a = abs(s)
                 if a > peak { peak = a }
                 if a >= 32767 { clipped += 1 }
@@ -77,10 +83,23 @@ struct Analyzer {
             pixelCount += 1
             if pixelCount == samplesPerPixel { flushPixel() }
 
+            if bits == 0 {
+                if zeroStart == nil { zeroStart = frames + f }
+            } else if zeroStart != nil {
+                closeZeros(end: frames + f)
+            }
+
             let frame = frames + f + 1
             if frame == windowEnd { closeWindow(end: frame) }
         }
         frames += n
+    }
+
+    /// Runs of at least one 20 ms frame are kept.
+    private mutating func closeZeros(end: Int) {
+        guard let start = zeroStart else { return }
+        zeroStart = nil
+        if end - start >= max(1, sampleRate / 50) { zeroRuns.append([start, end]) }
     }
 
     private mutating func flushPixel() {
@@ -117,6 +136,7 @@ struct Analyzer {
     mutating func finish() -> (Measurements, Waveform) {
         if frames > windowStart { closeWindow(end: frames) }  // the last, shorter window
         closeRun(end: frames)
+        closeZeros(end: frames)
         if pixelCount > 0 { flushPixel() }
 
         let durationMs = Measurements.milliseconds(frames, rate: sampleRate)
@@ -133,7 +153,8 @@ struct Analyzer {
             peakDBFS: peak > 0 ? Self.round(20 * log10(Double(peak) / 32768), 2) : nil,
             rmsDBFS: sumSquares > 0 ? Self.round(10 * log10(sumSquares / count / (32768.0 * 32768.0)), 2) : nil,
             clippedSamples: clipped)
-        let m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
+        var m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
+        m.zeroRuns = zeroRuns
         let w = Waveform(sampleRate: sampleRate, samplesPerPixel: samplesPerPixel, length: peaks.count / 2, data: peaks)
         return (m, w)
     }

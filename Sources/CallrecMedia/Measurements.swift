@@ -61,6 +61,9 @@ public struct Measurements: Codable, Sendable, Equatable {
     public var channels: Int
     public var silence: Silence
     public var levels: Levels
+    /// Runs of exact digital zeros on every channel, at least 20 ms long, as `[first, end)` frames
+    /// (not serialised: the ingest checks PCI pauses against them).
+    public var zeroRuns: [[Int]] = []
 
     /// round(samples × 1000 / sample_rate)
     public var durationMs: Int { Measurements.milliseconds(samples, rate: sampleRate) }

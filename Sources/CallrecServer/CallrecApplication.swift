@@ -2,6 +2,7 @@
 // Owns: routes, the application's ServiceGroup (spool watcher, then the HTTP server), metrics.
 // Everything it serves comes from CallrecCatalog; everything it ingests goes through CallrecIngest.
 
+import CallrecAMI
 import CallrecCatalog
 import CallrecIngest
 import Foundation
@@ -17,7 +18,7 @@ public enum CallrecApplication {
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
         logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, now: @escaping @Sendable () -> Date = Date.init,
         freeBytes: @escaping @Sendable (String) -> Int64? = FileSystemSpace.free,
-        limits: ConnectionLimits = .fromEnvironment(),
+        limits: ConnectionLimits = .fromEnvironment(), ami: AMIService? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
@@ -51,11 +52,13 @@ public enum CallrecApplication {
             service: service, recordings: recordings, exports: exportRoutes, auth: auth, accounts: ConsoleAccounts(catalog: catalog, now: now),
             sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone
         ).register(on: router)
+        PauseRoutes(pauses: ami?.pauses, service: service, auth: auth, naming: try? SpoolNaming(pattern: settings.spoolPattern)).register(on: router)
         QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor).register(on: router)
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
         var services: [any Service] = [audit, exports]
+        if let ami { services.append(ami) }
         if let webhooks { services.append(webhooks) }
         if let purge { services.append(purge) }
         if let watcher { services.append(IngestService(watcher: watcher)) }

@@ -23,7 +23,7 @@ enum OpenAPIRoute {
             missing one. A method a path does not list answers 405 with Allow.
         components:
           securitySchemes:
-            bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin), company (required for viewer)"}
+            bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin, recorder), company (required for viewer and recorder)"}
             signedURL: {type: apiKey, in: query, name: sig, description: "with exp=<unix seconds> beside it; GET and HEAD of audio, waveforms and export downloads only"}
           parameters:
             uniqueid:
@@ -86,7 +86,7 @@ enum OpenAPIRoute {
                   properties: {code: {type: string}, message: {type: string}}
             Recording:
               type: object
-              required: [uniqueid, company, agent, lead_number, started_at, samples, sample_rate, channels, duration_ms, source, opus, silence, levels, legal_hold, parts]
+              required: [uniqueid, company, agent, lead_number, started_at, samples, sample_rate, channels, duration_ms, source, opus, silence, levels, legal_hold, parts, pauses, gaps, answered_at, ended_at, hangup_cause]
               properties:
                 uniqueid: {type: string}
                 company: {type: [string, "null"]}
@@ -126,6 +126,47 @@ enum OpenAPIRoute {
                     rms_dbfs: {type: [number, "null"]}
                     clipped_samples: {type: integer}
                 legal_hold: {type: boolean}
+                pauses:
+                  description: PCI pauses (AMI MixMonitorMute) on the recording's timeline; empty when AMI did not see the call
+                  type: array
+                  items:
+                    type: object
+                    required: [start_ms, end_ms, by, requested_at, ended_by, zeros]
+                    properties:
+                      start_ms: {type: integer, minimum: 0}
+                      end_ms: {type: integer, minimum: 0}
+                      by: {type: [string, "null"], description: "who asked (the token's sub); null for a mute callrec did not ask for"}
+                      requested_at: {type: [string, "null"], format: date-time}
+                      ended_by: {type: [string, "null"], description: "who ended it: a sub, max_pause (CALLREC_MAX_PAUSE), hangup, asterisk"}
+                      zeros: {type: [boolean, "null"], description: "the audio holds exact zeros there (a PCM mute); false flags a pause not in the audio; null when not checkable"}
+                gaps:
+                  description: call time missing from the file (MixMonitor option b drops what is not bridged)
+                  type: array
+                  items:
+                    type: object
+                    required: [at_ms, lost_ms, why]
+                    properties:
+                      at_ms: {type: integer, minimum: 0}
+                      lost_ms: {type: integer, minimum: 0}
+                      why: {type: string, enum: [not_bridged, unexplained]}
+                answered_at: {type: [string, "null"], format: date-time, description: "first BridgeEnter; null when AMI did not see the call"}
+                ended_at: {type: [string, "null"], format: date-time, description: "Hangup; null when AMI did not see the call"}
+                hangup_cause: {type: [integer, "null"], description: Asterisk's hangup cause (Q.850)}
+            PauseAnswer:
+              type: object
+              required: [uniqueid, paused, pause]
+              properties:
+                uniqueid: {type: string}
+                paused: {type: boolean}
+                pause:
+                  type: [object, "null"]
+                  required: [by, requested_at, started_at, ended_at, ended_by]
+                  properties:
+                    by: {type: [string, "null"]}
+                    requested_at: {type: [string, "null"], format: date-time}
+                    started_at: {type: string, format: date-time}
+                    ended_at: {type: [string, "null"], format: date-time}
+                    ended_by: {type: [string, "null"]}
             Page:
               type: object
               required: [items, next_cursor]
@@ -212,6 +253,7 @@ enum OpenAPIRoute {
               headers: {Content-Range: {$ref: '#/components/headers/ContentRange'}}
               content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
             Unavailable: {description: the recording's audio is not on disk, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+            AMIUnavailable: {description: "ami_unavailable: AMI is down or not configured, or Asterisk did not confirm; the call is not paused (or not resumed)", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
         paths:
           /healthz:
             get:
@@ -365,6 +407,35 @@ enum OpenAPIRoute {
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "404": {$ref: '#/components/responses/NotFound'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /recordings/{id}/pause:
+            parameters: [{$ref: '#/components/parameters/uniqueid'}]
+            post:
+              summary: PCI pause of a call being recorded now (recorder, admin; company-scoped)
+              description: >
+                AMI MixMonitorMute (Direction both, State 1) on the call's channel. 200 once Asterisk
+                confirmed it and the pause is stored; pausing a paused call answers its open pause.
+                A pause left open is resumed after CALLREC_MAX_PAUSE.
+              security: [{bearer: []}]
+              responses:
+                "200": {description: paused, content: {application/json: {schema: {$ref: '#/components/schemas/PauseAnswer'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {description: "no such call being recorded now, or one the token may not see", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {$ref: '#/components/responses/AMIUnavailable'}
+          /recordings/{id}/resume:
+            parameters: [{$ref: '#/components/parameters/uniqueid'}]
+            post:
+              summary: end the PCI pause of a call being recorded now (recorder, admin; company-scoped)
+              description: AMI MixMonitorMute State 0; 200 once Asterisk confirmed it (pause is null when none was open).
+              security: [{bearer: []}]
+              responses:
+                "200": {description: resumed, content: {application/json: {schema: {$ref: '#/components/schemas/PauseAnswer'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {description: "no such call being recorded now, or one the token may not see", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {$ref: '#/components/responses/AMIUnavailable'}
           /exports:
             get:
               summary: the console's export page (HTML), for a signed-in compliance or admin user

@@ -20,7 +20,8 @@ struct RecordingRoutes: Sendable {
 
     func register(on router: Router<CallrecContext>) {
         // Audio and waveforms: a signed URL or any token.
-        let media = router.group().add(middleware: Authenticate(auth, signed: .media))
+        // A recorder token (the CRM backend's, for pauses) reads nothing.
+        let media = router.group().add(middleware: Authenticate(auth, signed: .media, roles: [.viewer, .compliance, .admin]))
         media.get("/recordings", use: list)
         media.head("/recordings", use: list)
         media.get(Self.recordingPath, use: getFile)

@@ -1,3 +1,4 @@
+import CallrecAMI
 import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
@@ -22,6 +23,10 @@ public struct Settings: Sendable {
     public var exportTTL: TimeInterval
     /// `CALLREC_WEBHOOK_URL`: where events go; nil leaves webhooks off (and writes no events).
     public var webhookURL: URL?
+    /// `CALLREC_AMI` (tcp://USER:SECRET@HOST:PORT): nil leaves AMI off (no pauses, no call facts).
+    public var ami: AMIEndpoint?
+    /// `CALLREC_MAX_PAUSE`, seconds (default 300): a pause left open longer is resumed.
+    public var maxPause: TimeInterval
 
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
@@ -55,6 +60,10 @@ public struct Settings: Sendable {
             }
             webhookURL = url
         }
+        if let ami = value("CALLREC_AMI") {
+            do { self.ami = try AMIEndpoint(url: ami) } catch { throw SettingsError("\(error)") }
+        }
+        maxPause = try number("CALLREC_MAX_PAUSE", 1...86400) ?? 300
     }
 
     /// "HH:MM" → (hour, minute), or nil.

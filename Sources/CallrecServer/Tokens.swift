@@ -2,9 +2,14 @@ import Foundation
 import JWTKit
 
 /// Who may do what: `viewer` reads recordings of its company; `compliance` reads, exports and
-/// holds; `admin` does everything. A company claim (required for viewers) narrows any role.
+/// holds; `admin` does everything; `recorder` (the CRM backend's) only pauses and resumes the
+/// recording of its company's live calls. A company claim (required for viewers and recorders)
+/// narrows any role.
 public enum Role: String, Codable, Sendable, CaseIterable {
-    case viewer, compliance, admin
+    case viewer, compliance, admin, recorder
+
+    /// Roles that hold only for one company.
+    public var needsCompany: Bool { self == .viewer || self == .recorder }
 }
 
 /// The claims of a callrec bearer token (HS256).
@@ -23,7 +28,9 @@ public struct Claims: JWTPayload, Equatable {
 
     public func verify(using _: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
-        if role == .viewer && (company ?? "").isEmpty { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "a viewer token needs a company") }
+        if role.needsCompany && (company ?? "").isEmpty {
+            throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "a \(role.rawValue) token needs a company")
+        }
     }
 }
 

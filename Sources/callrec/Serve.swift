@@ -1,4 +1,5 @@
 import ArgumentParser
+import CallrecAMI
 import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
@@ -57,8 +58,11 @@ struct Serve: AsyncParsableCommand {
                 webhooks = WebhookSender(catalog: catalog, url: url, secret: try Secrets.value(.webhook, data: settings.data), logger: logger)
             } catch { throw CommandFailure("\(error)") }
         }
+        // AMI (CALLREC_AMI): call facts, PCI pauses. Its secret is never logged (`AMIEndpoint`).
+        let ami = settings.ami.map { AMIService.make(endpoint: $0, catalog: catalog, maxPause: settings.maxPause, logger: logger) }
         let app = CallrecApplication.make(
             settings: frozen, catalog: catalog, watcher: watcher, auth: auth, registry: registry, logger: logger, purge: purge, webhooks: webhooks,
+            ami: ami,
             onServerRunning: { port in
                 // A uniqueid of today: the try-it recording is not removed by tonight's purge.
                 let example = "\(Int(Date().timeIntervalSince1970)).42"

@@ -36,16 +36,16 @@ struct Sign: AsyncParsableCommand {
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a bearer token (HS256 JWT) for the HTTP API.",
-        discussion: "Roles: viewer (needs --company), compliance, admin. Signed with CALLREC_JWT_SECRET, else the secret in <data>/secrets/.")
+        discussion: "Roles: viewer (needs --company), compliance, admin, recorder (needs --company: pauses and resumes live calls, nothing else). Signed with CALLREC_JWT_SECRET, else the secret in <data>/secrets/.")
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "viewer, compliance or admin.") var role: Role
-    @Option(help: "Limit the token to one company (required for viewer).") var company: String?
+    @Option(help: "viewer, compliance, admin or recorder.") var role: Role
+    @Option(help: "Limit the token to one company (required for viewer and recorder).") var company: String?
     @Option(help: "The subject (who it is for).") var sub: String = "cli"
     @Option(help: "Seconds until it expires (default 3600).") var ttl: Int = 3600
 
     func validate() throws {
-        if role == .viewer && (company ?? "").isEmpty { throw ValidationError("a viewer token needs --company") }
+        if role.needsCompany && (company ?? "").isEmpty { throw ValidationError("a \(role.rawValue) token needs --company") }
         guard ttl > 0 else { throw ValidationError("--ttl must be positive") }
     }
 

@@ -44,7 +44,7 @@ public struct ConsoleAccounts: Sendable {
 
     public func add(name: String, role: String, company: String?, password: String) async throws {
         guard Self.validName(name) else { throw Failure("a user name is 1–64 of letters, digits, . _ - @") }
-        guard let r = Role(rawValue: role) else { throw Failure("role must be viewer, compliance or admin") }
+        guard let r = Role(rawValue: role), r != .recorder else { throw Failure("role must be viewer, compliance or admin") }
         let company = company.flatMap { $0.isEmpty ? nil : $0 }
         if r == .viewer && company == nil { throw Failure("a viewer needs --company (viewers see one company's recordings)") }
         if let company, company.count > 128 { throw Failure("a company id is 1–128 characters") }

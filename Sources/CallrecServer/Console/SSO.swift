@@ -14,6 +14,8 @@ struct SSOClaims: JWTPayload {
     func verify(using _: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
         if role == .viewer && (company ?? "").isEmpty { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "a viewer token needs a company") }
+        // A recorder pauses live calls through the API; it has nothing to see in the console.
+        if role == .recorder { throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "a recorder token cannot open the console") }
     }
 }
 
