@@ -118,6 +118,7 @@ let package = Package(
             dependencies: [
                 "CallrecSupport", "CallrecAMI", "CallrecTestSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),

@@ -2,6 +2,7 @@
 //
 //   callrec-bench catalog N       a catalog of N synthetic recordings; list/show latencies
 //   callrec-bench spool WAV N     N calls through the watcher with 1 and 2 workers; close→row time
+//   callrec-bench ami-parse LOG N OUT | ami-peer LOG PORTFILE SECRET | ami-ping PORT SECRET N   (scripts/bench-ami)
 
 import CallrecCatalog
 import CallrecCompliance
@@ -240,6 +241,9 @@ case "export-rss":
     var after = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &after)
     print(String(format: "export of %@ recordings: peak RSS %.1f MiB before the export, %.1f MiB after", args[3], Double(before.ru_maxrss) / 1024, Double(after.ru_maxrss) / 1024))
+case "ami-parse": try AMIBench.parse(log: args[2], count: Int(args[3])!, out: args[4])
+case "ami-peer": try await AMIBench.peer(log: args[2], portFile: args[3], secret: args[4])
+case "ami-ping": try await AMIBench.ping(port: Int(args[2])!, secret: args[3], n: Int(args[4])!)
 case "compliance": try benchCompliance(opus: args[2], exports: args.count > 3 ? Int(args[3])! : 10000, purges: args.count > 4 ? Int(args[4])! : 100_000)
 default:
     FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES]\n".utf8))
