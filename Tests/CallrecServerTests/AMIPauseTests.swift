@@ -218,6 +218,9 @@ import Testing
             #expect(try await client.execute(uri: path, method: .post, headers: h.bearer(other)).errorCode == "not_found")
             #expect(try await client.execute(uri: path, method: .post, headers: h.bearer(viewer)).status == .forbidden)
             #expect(try await client.execute(uri: path, method: .post).status == .unauthorized)
+            // A recorder token holds for one company only.
+            let unscoped = try await h.tokens.issue(Claims(subject: "crm", expires: Date().addingTimeInterval(600), role: .recorder, company: nil))
+            #expect(try await client.execute(uri: path, method: .post, headers: h.bearer(unscoped)).errorCode == "missing_claim")
             #expect(try await client.execute(uri: path, method: .get, headers: h.bearer(recorder)).status == .methodNotAllowed)
             // A recorder reads nothing.
             #expect(try await client.execute(uri: "/recordings", method: .get, headers: h.bearer(recorder)).status == .forbidden)
