@@ -187,8 +187,7 @@ public final class AMIClient: @unchecked Sendable {
         let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
         let stopped = state.withLockedValue { s -> Bool in
             if s.stopped { return true }
-            s.channel = channel
-            s.banner = nil
+            s.channel = channel  // the banner may have arrived already: it is cleared when a connection closes
             return false
         }
         if stopped {
@@ -306,6 +305,7 @@ public final class AMIClient: @unchecked Sendable {
             guard s.channel === channel else { return [] }
             s.channel = nil
             s.loggedIn = false
+            s.banner = nil
             let all = Array(s.pending.values)
             s.pending.removeAll()
             return all

@@ -156,14 +156,26 @@ public struct AMIService: Service {
         return AMIService(client: client, tracker: tracker, pauses: pauses)
     }
 
+    /// How long what AMI said about an ended call is kept for its recording's ingest (which reads
+    /// it seconds after the hangup; a MixMonitor `a` part may come later).
+    public static let keepEndedCalls: TimeInterval = 7 * 86400
+
     public func run() async throws {
         try await tracker.restore()
         try await pauses.restore()
+        let catalog = pauses.catalog
+        let sweeper = Task {
+            while !Task.isCancelled {
+                try? await catalog.forgetCalls(endedBefore: Date().timeIntervalSince1970 - Self.keepEndedCalls)
+                try? await Task.sleep(nanoseconds: 3600 * 1_000_000_000)
+            }
+        }
         await withGracefulShutdownHandler {
             await client.run()
         } onGracefulShutdown: {
             client.stop()
         }
+        sweeper.cancel()
         await tracker.flush()
     }
 }

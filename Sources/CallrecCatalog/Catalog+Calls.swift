@@ -155,6 +155,17 @@ extension Catalog {
         }
     }
 
+    static func forgetCall(_ db: Database, _ uniqueid: String) throws {
+        try db.execute(sql: "DELETE FROM call_pause WHERE uniqueid = ?", arguments: [uniqueid])
+        try db.execute(sql: "DELETE FROM call WHERE uniqueid = ?", arguments: [uniqueid])
+    }
+
+    /// An erasure: the calls where `number` was a party.
+    static func forgetCalls(_ db: Database, number: String) throws {
+        let ids = try String.fetchAll(db, sql: "SELECT uniqueid FROM call WHERE caller_num = ? OR connected_num = ?", arguments: [number, number])
+        for id in ids { try forgetCall(db, id) }
+    }
+
     // MARK: pauses
 
     public func pauses(of uniqueid: String) throws -> [PauseRow] {

@@ -90,6 +90,7 @@ extension Catalog {
                 guard let current = try RecordingRow.fetchOne(db, key: row.uniqueid), !current.legalHold else { continue }
                 try current.delete(db)
                 try db.execute(sql: "DELETE FROM metadata WHERE uniqueid = ?", arguments: [row.uniqueid])
+                try Self.forgetCall(db, row.uniqueid)
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO tombstone (uniqueid, opus_sha256, at, reason, opus_path) VALUES (?, ?, ?, ?, ?)",
                     arguments: [row.uniqueid, current.opusSHA256, Int64(now.timeIntervalSince1970), reason, current.opusPath])
@@ -139,7 +140,10 @@ extension Catalog {
                 args.append(company)
             }
             try db.execute(sql: sql, arguments: StatementArguments(args))
-            return db.changesCount
+            let count = db.changesCount
+            // What AMI said about calls with that number (the parties' numbers), recorded or not.
+            try Self.forgetCalls(db, number: leadNumber)
+            return count
         }
     }
 

@@ -161,7 +161,13 @@ public final class Ingestor: Sendable {
                 uniqueid: id, startedAt: result.startedAt, metadata: ami.map { Self.filled(meta, from: $0) } ?? meta, measurements: result.measurements,
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
-            row.ami = ami?.json
+            // The parties' numbers served their purpose (agent, lead number): not kept twice.
+            row.ami = ami.map { facts in
+                var kept = facts
+                kept.caller = nil
+                kept.connected = nil
+                return kept.json
+            }
             try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()

@@ -53,6 +53,11 @@ import Testing
         #expect(json.hangupCause == 16)
         // The CRM gave no agent or lead number: the parties' numbers fill them.
         #expect(row.agent == "1001" && row.leadNumber == "5511987654321")
+        // The numbers are not kept a second time in the facts, and an erasure forgets the call.
+        #expect(row.ami?.contains("5511987654321") == false)
+        #expect(try catalog.call(Self.id) != nil)
+        _ = try catalog.forgetPendingMetadata(leadNumber: "5511987654321")
+        #expect(try catalog.call(Self.id) == nil)
     }
 
     @Test func withoutAMIFactsTheRecordingSaysNull() throws {
