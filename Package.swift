@@ -122,7 +122,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),
-        .testTarget(name: "CallrecAMITests", dependencies: ["CallrecAMI", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecAMITests", dependencies: ["CallrecAMI", "CallrecIngest", "CallrecCatalog", "CallrecCompliance", "CallrecTestSupport"]),
         .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
         .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),

@@ -31,6 +31,17 @@ public struct AMIFacts: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case startMs = "start_ms", endMs = "end_ms", by, requestedAt = "requested_at", endedBy = "ended_by", zeros
         }
+
+        /// Every key, null when unknown (never absent).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(startMs, forKey: .startMs)
+            try c.encode(endMs, forKey: .endMs)
+            try c.encode(by, forKey: .by)
+            try c.encode(requestedAt, forKey: .requestedAt)
+            try c.encode(endedBy, forKey: .endedBy)
+            try c.encode(zeros, forKey: .zeros)
+        }
     }
 
     /// Time of the call that is not in the file: at `atMs` of the recording, `lostMs` went missing.

@@ -1,5 +1,6 @@
 import CallrecAMI
 import CallrecCatalog
+import CallrecCompliance
 import CallrecIngest
 import CallrecMedia
 import CallrecTestSupport
@@ -58,6 +59,46 @@ import Testing
         #expect(try catalog.call(Self.id) != nil)
         _ = try catalog.forgetPendingMetadata(leadNumber: "5511987654321")
         #expect(try catalog.call(Self.id) == nil)
+    }
+
+    /// A mute Asterisk reported (no request through callrec: `by` null) reaches the webhook event
+    /// and both export manifests, on the fixture's zero run.
+    @Test func aPauseIsInTheWebhookAndTheExportManifests() async throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
+        var logger = Logger(label: "t")
+        logger.logLevel = .error
+        let tracker = CallTracker(catalog: catalog, logger: logger)
+        // The fixture call's own timestamps (1795635615.61.ami.log).
+        for m in [
+            Self.event("MixMonitorStart", 1795635615.880350), Self.event("BridgeEnter", 1795635615.883933),
+            Self.event("MixMonitorMute", 1795635619.884511, [("Direction", "both"), ("State", "1")]),
+            Self.event("MixMonitorMute", 1795635622.884472, [("Direction", "both"), ("State", "0")]),
+            Self.event("BridgeLeave", 1795635627.878676), Self.event("Hangup", 1795635627.879820, [("Cause", "16")]),
+        ] { tracker.handle(m) }
+        await tracker.flush()
+        let path = try placeFixture(Paths.root + "/Fixtures/asterisk-22/1795635615.61.wav", at: dir.file("\(Self.id).wav"))
+        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(), spoolRoot: nil, logger: logger)
+        #expect(ingestor.ingest(path: path) == .ingested(uniqueid: Self.id, parts: 1))
+        let event = try #require(try catalog.outbox().first { $0.uniqueid == Self.id })
+        let body = try #require(try JSONSerialization.jsonObject(with: event.body) as? [String: Any])
+        let recording = (body["data"] as? [String: Any]) ?? (body["recording"] as? [String: Any]) ?? body
+        let pause = try #require((recording["pauses"] as? [[String: Any]])?.first, "\(body)")
+        #expect(abs((pause["start_ms"] as? Int ?? 0) - 4000) <= 20 && abs((pause["end_ms"] as? Int ?? 0) - 7000) <= 20)
+        #expect(pause["by"] is NSNull && pause["zeros"] as? Bool == true)
+        let out = dir.file("export.zip")
+        _ = try Exporter(catalog: catalog).export(ListQuery(), to: out)
+        let unpacked = dir.file("unzipped")
+        #expect(try run("unzip", ["-q", out, "-d", unpacked]).status == 0)
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: unpacked + "/manifest.json"))) as? [String: Any])
+        let item = try #require((manifest["recordings"] as? [[String: Any]])?.first)
+        #expect((item["pauses"] as? [[String: Any]])?.count == 1)
+        #expect(item["ended_at"] as? String == AMIFacts.iso(1795635627.879820))
+        let csv = try String(contentsOfFile: unpacked + "/manifest.csv", encoding: .utf8).split(separator: "\r\n")
+        #expect(csv.first?.hasSuffix(",pauses") == true)
+        let cell = csv.last.map { String($0.split(separator: ",").last ?? "") } ?? ""
+        let bounds = cell.split(separator: "-").compactMap { Int($0) }
+        #expect(bounds.count == 2 && abs(bounds[0] - 4000) <= 20 && abs(bounds[1] - 7000) <= 20, "\(cell)")
     }
 
     @Test func withoutAMIFactsTheRecordingSaysNull() throws {
