@@ -20,7 +20,8 @@ import Testing
             endpoint: AMIEndpoint(host: "127.0.0.1", port: port, username: "callrec", secret: secret), options: options, logger: logger, onEvent: onEvent)
     }
 
-    static func until(_ timeout: TimeInterval = 10, _ condition: () -> Bool) async -> Bool {
+    /// Liveness bounds, not timings: the whole suite on 2 busy cores stalled a client here past 15 s.
+    static func until(_ timeout: TimeInterval = 90, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
@@ -63,7 +64,7 @@ import Testing
         #expect(await peer.waitForLogin())
         // Asterisk does not answer; the link breaks while the action waits.
         peer.answerMutes = false
-        let pending = Task { try await client.send("MixMonitorMute", [("Channel", "x"), ("Direction", "both"), ("State", "1")], timeout: 5) }
+        let pending = Task { try await client.send("MixMonitorMute", [("Channel", "x"), ("Direction", "both"), ("State", "1")], timeout: 60) }
         _ = await peer.waitForAction { $0["Action"] == "MixMonitorMute" }
         peer.dropConnections()
         await #expect(throws: AMIError.disconnected) { _ = try await pending.value }

@@ -31,7 +31,7 @@ import Testing
 
     static func service(_ peer: AMIPeer, port: Int, catalog: Catalog, maxPause: TimeInterval = 300) -> AMIService {
         var options = AMIOptions()
-        options.actionTimeout = 1
+        options.actionTimeout = 5
         options.minBackoff = 0.1
         options.maxBackoff = 0.5
         return AMIService.make(
@@ -103,7 +103,7 @@ import Testing
     }
 
     static func waitLive(_ ami: AMIService, bridged: Bool = true) async throws {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if let c = ami.tracker.live(id), !bridged || c.answeredAt != nil { return }
             try await Task.sleep(nanoseconds: 10_000_000)
@@ -234,7 +234,7 @@ import Testing
             // Asterisk is down: 503 at once, nothing stored.
             peer.answerMutes = true
             peer.stop()
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(90)
             while ami.client.isConnected && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
             let down = try await client.execute(uri: path, method: .post, headers: h.bearer(recorder))
             #expect(down.status == .serviceUnavailable)
@@ -272,7 +272,7 @@ import Testing
             #expect(unmute?["Channel"] == Self.channel)
             await ami.tracker.flush()
             var pauses: [PauseRow] = []
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(90)
             repeat {
                 pauses = try await h.catalog.pausesAsync(of: Self.id)
                 if pauses.first?.endBy == "max_pause" { break }

@@ -115,7 +115,7 @@ public final class AMIPeer: @unchecked Sendable {
     public var loggedInConnections: Int { state.withLockedValue { $0.connections.values.filter(\.loggedIn).count } }
 
     /// Waits (up to `timeout` seconds) for an action matching `match`.
-    public func waitForAction(timeout: TimeInterval = 20, _ match: @escaping ([String: String]) -> Bool) async -> [String: String]? {
+    public func waitForAction(timeout: TimeInterval = 90, _ match: @escaping ([String: String]) -> Bool) async -> [String: String]? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let a = actions.first(where: match) { return a }
@@ -125,7 +125,7 @@ public final class AMIPeer: @unchecked Sendable {
     }
 
     /// Waits for a logged-in connection.
-    public func waitForLogin(count: Int = 1, timeout: TimeInterval = 20) async -> Bool {
+    public func waitForLogin(count: Int = 1, timeout: TimeInterval = 90) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if logins >= count && loggedInConnections > 0 { return true }
