@@ -38,6 +38,15 @@ struct Show: AsyncParsableCommand {
               levels  peak \(Transcode.db(r.levels.peakDBFS)) dBFS, rms \(Transcode.db(r.levels.rmsDBFS)) dBFS, \(r.levels.clippedSamples) clipped
               silence \(r.silence.totalMs) ms (\(String(format: "%.1f", r.silence.ratio * 100))%), longest \(r.silence.longestMs) ms
             """)
+        // What AMI said (CALLREC_AMI): the call's times, PCI pauses and the time MixMonitor dropped.
+        if let ended = r.endedAt {
+            print("  call    answered \(r.answeredAt ?? "-")  ended \(ended)\(r.hangupCause.map { "  cause \($0)" } ?? "")")
+        }
+        for p in r.pauses ?? [] {
+            let zeros = p.zeros.map { $0 ? "" : "  NOT MUTED IN THE AUDIO" } ?? ""
+            print("  paused  \(Self.duration(p.startMs))–\(Self.duration(p.endMs)) by \(p.by ?? "Asterisk") at \(p.requestedAt ?? "-"), ended by \(p.endedBy ?? "-")\(zeros)")
+        }
+        for g in r.gaps ?? [] { print("  gap     \(g.lostMs) ms missing at \(Self.duration(g.atMs)) (\(g.why))") }
     }
 
     /// What is known of a uniqueid with no recording, printed on stdout (`--json`: an object with

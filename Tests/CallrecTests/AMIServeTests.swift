@@ -1,3 +1,4 @@
+import CallrecCatalog
 import CallrecTestSupport
 import Foundation
 import Testing
@@ -36,6 +37,33 @@ import Testing
         #expect(log.contains("AMI connected"), "\(log)")
         #expect(log.contains("tcp://callrec:***@127.0.0.1:\(port)"))
         #expect(!log.contains("s3cret"))
+    }
+
+    /// `callrec show` prints the call's times, its pauses and who asked (facts as AMI left them).
+    @Test func showPrintsThePauses() async throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let id = "1795635615.61"
+        let catalog = try Catalog(data: DataDirectory(data))
+        var call = CallRow(uniqueid: id, channel: "Local/t6@caller-0000001e;2")
+        call.monitorStartedAt = 1795635615.880350
+        call.answeredAt = 1795635615.883933
+        call.endedAt = 1795635627.879820
+        call.hangupCause = 16
+        call.bridgeSpans = [(1795635615.883933, 1795635627.878676)]
+        try await catalog.saveCall(call)
+        _ = try await catalog.confirmPause(id, by: "agent-1001", requestedAt: 1795635619.880, confirmedAt: 1795635619.885)
+        try await catalog.noteMute(id, on: true, at: 1795635619.884511)
+        try await catalog.endPause(id, by: "agent-1001", at: 1795635622.885, source: "callrec")
+        try await catalog.noteMute(id, on: false, at: 1795635622.884472)
+        let wav = try placeFixture(Paths.root + "/Fixtures/asterisk-22/\(id).wav", at: dir.file("\(id).wav"))
+        #expect(try callrec(["ingest", wav, "--data", data]).status == 0)
+        let shown = try callrec(["show", id, "--data", data])
+        #expect(shown.status == 0)
+        #expect(shown.out.contains("paused  0:00:04.00"), "\(shown.out)")
+        #expect(shown.out.contains("by agent-1001"))
+        #expect(shown.out.contains("cause 16"))
+        #expect(!shown.out.contains("NOT MUTED"))
     }
 
     @Test func aBadSettingFailsWithOneLineAndNoSecret() throws {
