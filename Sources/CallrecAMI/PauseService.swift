@@ -161,8 +161,13 @@ public struct AMIService: Service {
     public static let keepEndedCalls: TimeInterval = 7 * 86400
 
     public func run() async throws {
-        try await tracker.restore()
-        try await pauses.restore()
+        // A catalog that cannot be read now must not stop the server: AMI goes on without them.
+        do {
+            try await tracker.restore()
+            try await pauses.restore()
+        } catch {
+            tracker.logger.error("AMI: cannot take back the calls and pauses of the previous run", metadata: ["error": "\(error)"])
+        }
         let catalog = pauses.catalog
         let sweeper = Task {
             while !Task.isCancelled {
