@@ -245,6 +245,8 @@ enum OpenAPIRoute {
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
+                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
+                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
               responses:
                 "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
@@ -260,6 +262,8 @@ enum OpenAPIRoute {
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
+                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
+                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
               responses:
                 "200": {description: a page}
                 "400": {description: a malformed request}
@@ -308,9 +312,18 @@ enum OpenAPIRoute {
             parameters: [{$ref: '#/components/parameters/uniqueid'}]
             get:
               summary: waveform peaks (BBC audiowaveform JSON v2, 8-bit)
+              description: >
+                Without pixels, the stored full-resolution peaks (50 pixels a second). With pixels=N,
+                min/max reduced to N columns that evenly span the recording (each column the least
+                min and greatest max of the stored pixels it covers; samples_per_pixel their mean
+                width, rounded); a recording with no more than N stored pixels is answered as stored.
+                Channels are interleaved per column as audiowaveform writes them (channels 2:
+                min0, max0, min1, max1, …). A signed URL's answer carries Access-Control-Allow-Origin: *.
               security: [{bearer: []}, {signedURL: []}]
+              parameters:
+                - {name: pixels, in: query, description: "columns wanted, 1…8192; anything else is a 400 (invalid_pixels)", schema: {type: integer, minimum: 1, maximum: 8192}}
               responses:
-                "200": {description: peaks, content: {application/json: {schema: {type: object, required: [version, bits, data], properties: {version: {const: 2}, bits: {const: 8}, data: {type: array, items: {type: integer}}}}}}}
+                "200": {description: peaks, content: {application/json: {schema: {type: object, required: [version, channels, bits, length, data], properties: {version: {const: 2}, channels: {type: integer, minimum: 1}, sample_rate: {type: integer}, samples_per_pixel: {type: integer}, bits: {const: 8}, length: {type: integer, minimum: 0}, data: {type: array, items: {type: integer}}}}}}}
                 "304": {$ref: '#/components/responses/NotModified'}
                 "400": {$ref: '#/components/responses/BadRequest'}
                 "401": {$ref: '#/components/responses/Unauthorized'}
@@ -318,10 +331,12 @@ enum OpenAPIRoute {
             head:
               summary: the same headers as GET, no body
               security: [{bearer: []}, {signedURL: []}]
+              parameters:
+                - {name: pixels, in: query, schema: {type: integer, minimum: 1, maximum: 8192}}
               responses:
                 "200": {description: headers}
                 "304": {description: not modified}
-                "400": {description: a malformed uniqueid}
+                "400": {description: a malformed uniqueid or pixels}
                 "401": {description: no or invalid credentials}
                 "404": {description: not found}
           /recordings/{id}/metadata:
