@@ -133,6 +133,14 @@ public final class SpoolWatcher: @unchecked Sendable {
         public var bytes: Int
         public var modified: Date
         public var firstSeen: Date
+
+        public init(path: String, name: SpoolName?, bytes: Int, modified: Date, firstSeen: Date) {
+            self.path = path
+            self.name = name
+            self.bytes = bytes
+            self.modified = modified
+            self.firstSeen = firstSeen
+        }
     }
 
     /// The files being written now (the console's and `/calls/live`'s calls being recorded).

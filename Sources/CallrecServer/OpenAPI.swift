@@ -69,6 +69,18 @@ enum OpenAPIRoute {
               description: any text of 1 to 128 characters but control characters (percent-encoded in the path)
               schema: {type: string, minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
           schemas:
+            LiveCall:
+              description: a call being recorded now (a spool file MixMonitor is still writing; more sources later)
+              type: object
+              required: [uniqueid, company, agent, lead_number, started_at, duration_ms, updated_at]
+              properties:
+                uniqueid: {type: string}
+                company: {type: [string, "null"], description: "from the spool name; null when not known yet (then only unscoped tokens see the call)"}
+                agent: {type: [string, "null"]}
+                lead_number: {type: [string, "null"]}
+                started_at: {type: string, format: date-time, description: "the uniqueid's epoch, else when the file was first seen"}
+                duration_ms: {type: integer, minimum: 0, description: "recorded so far: from the file's size and format, else from its last write"}
+                updated_at: {type: string, format: date-time, description: the last write seen}
             TimeOrEmpty:
               description: a Time; empty is the same as absent
               anyOf: [{$ref: '#/components/schemas/Time'}, {type: string, maxLength: 0}]
@@ -532,6 +544,33 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /calls/live:
+            get:
+              summary: calls being recorded now (viewer, compliance, admin; company-scoped like recordings)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the calls, oldest first, content: {application/json: {schema: {type: object, required: [calls], properties: {calls: {type: array, items: {$ref: '#/components/schemas/LiveCall'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+          /events:
+            get:
+              summary: Server-Sent Events of live calls and of recordings added or changed (viewer, compliance, admin)
+              description: >
+                Needs Accept: text/event-stream (else 406). Opens with "retry: 3000" and an event
+                "calls" ({"calls": [LiveCall…]}, as GET /calls/live); then "calls" again whenever the
+                live calls change (at most about once a second while a call grows), "recording" (a
+                recording's JSON, as GET /recordings/<uniqueid>) when one the token may see is added
+                or changed, and a ": heartbeat" comment every 15 s. Company-scoped like the
+                recordings. Ends when the token expires (checked at each event and heartbeat). At most
+                4 streams per token subject (429) and 64 in all (503), code too_many_streams.
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the stream, content: {text/event-stream: {schema: {type: string}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "406": {description: "not_acceptable: the request did not accept text/event-stream", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "429": {description: "too_many_streams: 4 streams of this token subject are open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {description: "too_many_streams: the server has 64 streams open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
           /quarantine:
             get:
               summary: files that could not be ingested, with why (compliance, admin without a company)
