@@ -46,15 +46,18 @@ public enum CallrecApplication {
         let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
         let exportRoutes = ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone)
         exportRoutes.register(on: router)
+        let quarantine = QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor)
+        quarantine.register(on: router)
         // Calls being recorded now (the spool's files being written) and the event streams.
         let liveRoutes = LiveRoutes(service: service, auth: auth, live: live, hub: EventHub(changes: catalog.changes, live: live), heartbeat: eventHeartbeat)
         liveRoutes.register(on: router)
         // The console (pages for people): the same service, principals and routes' handlers.
         ConsoleRoutes(
             service: service, recordings: recordings, exports: exportRoutes, auth: auth, accounts: ConsoleAccounts(catalog: catalog, now: now),
-            sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone, live: liveRoutes
+            sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone, live: liveRoutes,
+            quarantine: quarantine, retentionDays: settings.retentionDays
         ).register(on: router)
-        QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor).register(on: router)
+
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.

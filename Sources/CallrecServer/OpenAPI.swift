@@ -544,6 +544,14 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /player.js:
+            get:
+              summary: the <callrec-player> custom element for the CRM's pages (docs/crm-guide.md)
+              description: A classic script, no dependencies, Access-Control-Allow-Origin *, ETag.
+              security: []
+              responses:
+                "200": {description: the script, content: {text/javascript: {schema: {type: string}}}}
+                "304": {$ref: '#/components/responses/NotModified'}
           /calls/live:
             get:
               summary: calls being recorded now (viewer, compliance, admin; company-scoped like recordings)

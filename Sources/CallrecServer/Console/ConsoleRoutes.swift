@@ -18,6 +18,9 @@ struct ConsoleRoutes: Sendable {
     let throttle: SignInThrottle
     let zone: TimeZone
     let live: LiveRoutes
+    let quarantine: QuarantineRoutes
+    /// `CALLREC_RETENTION_DAYS`, shown on the retention page.
+    let retentionDays: Int
 
     static let comply: Set<Role> = [.compliance, .admin]
 
@@ -26,6 +29,7 @@ struct ConsoleRoutes: Sendable {
         router.post("/login", use: login)
         router.get("/console/sso", use: sso)
         router.get("/console/assets/:file", use: asset)
+        PlayerAsset.register(on: router)
 
         let pages = router.group().add(middleware: ConsoleGuard(sessions, .page))
         pages.get("/", use: searchPage)
@@ -46,6 +50,7 @@ struct ConsoleRoutes: Sendable {
         complyAPI.post("/exports", use: exports.create)
         complyAPI.get("/exports/:id", use: exports.status)
         complyAPI.get("/exports/:id/download", use: exports.download)
+        registerCompliancePages(on: router)
     }
 
     func page(_ request: Request, _ context: CallrecContext) -> ConsolePage {
