@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// What an event stream carries: a change of the live calls, recordings added or changed (the
 /// catalog's change listeners), a heartbeat, or the end (logout).
@@ -155,6 +156,9 @@ struct LiveRoutes: Sendable {
             }
             try await send("retry: 3000\n\n" + (try callsEvent()))
             var lastCalls = ""
+            // A server shutting down ends its streams (clients reconnect to the next one) rather
+            // than wait for them.
+            try await withGracefulShutdownHandler {
             loop: for await e in events {
                 if let expires, now() >= expires { break }
                 switch e {
@@ -173,6 +177,9 @@ struct LiveRoutes: Sendable {
                         try await send("event: recording\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n")
                     }
                 }
+            }
+            } onGracefulShutdown: {
+                hub.close(id)
             }
             try await writer.finish(nil)
         }
