@@ -495,6 +495,34 @@ def _():
     assert drawn > 1000, f"{drawn} waveform pixels drawn"
 
 
+@check("a 2-channel waveform draws one lane per channel, labelled")
+def _():
+    # The peaks of a stereo recording as audiowaveform v2 writes them: min0, max0, min1, max1 per
+    # pixel. Channel 0 speaks in the first half, channel 1 in the second.
+    n = 3000
+    data = []
+    for i in range(n):
+        a = 100 if i < n // 2 else 0
+        data += [-a, a, -(100 - a), 100 - a]
+    peaks = {"version": 2, "channels": 2, "sample_rate": 8000, "samples_per_pixel": 160, "bits": 8, "length": n, "data": data}
+    db = sqlite3.connect(catalog_path())
+    with db:
+        db.execute("UPDATE waveform SET json = ? WHERE uniqueid = ?", (json.dumps(peaks).encode(), A_PREV))
+    db.close()
+    driver.get(BASE + "/r/" + A_PREV)
+    canvas = tid("waveform")
+    wait(lambda: canvas.get_attribute("data-lanes") == "2", what="two lanes")
+    assert canvas.get_attribute("data-labels") == "left,right", canvas.get_attribute("data-labels")
+    # Top lane loud on the left half only, bottom lane on the right half only.
+    ink = driver.execute_script("""
+        const c = document.querySelector('[data-testid=waveform]'), g = c.getContext('2d'), w = c.width, h = c.height;
+        const count = (x0, x1, y0, y1) => { const d = g.getImageData(x0, y0, x1 - x0, y1 - y0).data; let k = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i] === 0x8f && d[i + 1] === 0xa6) k++; return k; };
+        return [count(50, w / 2 - 50, 5, h / 2 - 5), count(w / 2 + 50, w - 50, 5, h / 2 - 5), count(50, w / 2 - 50, h / 2 + 5, h - 5), count(w / 2 + 50, w - 50, h / 2 + 5, h - 5)];""")
+    assert ink[0] > 10 * max(1, ink[1]) and ink[3] > 10 * max(1, ink[2]), ink
+    shot("14b-player-stereo")
+
+
 def write_live_call(uid, seconds, done):
     """A call as MixMonitor records it: a WAV in the spool growing in real time, closed at the end."""
     with wave.open(SPEECH, "rb") as w:
@@ -755,6 +783,55 @@ def _():
     far = jwt({"sub": "crm-user-7", "exp": int(time.time()) + 3600, "role": "viewer", "company": "acme", "jti": "sso-far"})
     st, _, _ = http("GET", f"/console/sso?token={far}")
     assert st == 401, st
+
+
+def tab_to(testid, limit=60):
+    """Presses Tab until the element with `testid` has the focus."""
+    for _ in range(limit):
+        if driver.execute_script("const e = document.activeElement; return e && e.getAttribute('data-testid')") == testid:
+            return
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached {testid}")
+
+
+@check("keyboard only: sign in, search, open a call, play, hold, go to exports")
+def _():
+    driver.delete_all_cookies()
+    driver.get(BASE + "/login")
+    ActionChains(driver).send_keys("comp1").send_keys(Keys.TAB).send_keys("correct horse battery").send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("nav-search", many=True), what="the search page")
+    tab_to("search-from")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(DAY).send_keys(Keys.TAB)\
+        .key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(DAY).send_keys(Keys.ENTER).perform()
+    wait(lambda: f"from={DAY}" in driver.current_url and rows() == DAY_ALL, what="the day's rows")
+    for _ in range(60):
+        if driver.execute_script("const e = document.activeElement; return e.tagName === 'A' && !!e.closest('[data-testid=result-row]')"):
+            break
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("player-audio", many=True) and audio("readyState") >= 1, what="the player")
+    assert A_EARLY in driver.current_url, driver.current_url
+    ActionChains(driver).send_keys(" ").perform()
+    wait(lambda: audio("currentTime") > 0.5, what="playback by the space key")
+    ActionChains(driver).send_keys(" ").perform()
+    wait(lambda: audio("paused"), what="paused by the space key")
+    t = audio("currentTime")
+    ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+    wait(lambda: audio("currentTime") > t + 3 or audio("currentTime") >= audio("duration") - 0.1, what="5 s on")
+    tab_to("hold-reason")
+    ActionChains(driver).send_keys("keyboard review").send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("hold-badge").is_displayed(), what="the hold badge")
+    st, _, _ = http("DELETE", f"/recordings/{A_EARLY}/hold", {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert st == 200, st
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    tab_to("nav-exports")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("export-submit", many=True), what="the exports page")
+    # The focused element is visibly outlined.
+    tab_to("export-from")
+    outline = driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", outline
+    shot("23-keyboard-focus")
 
 
 @check("strict CSP on every page, no inline script")

@@ -302,6 +302,7 @@ function initPlayer(section) {
   let labels = JSON.parse(d.laneLabels || '[]');
   function draw() {
     drawPeaks(canvas.getContext('2d'), canvas.width, canvas.height, peaks, silence, duration(), audio.currentTime, labels);
+    if (peaks) { canvas.dataset.lanes = String(peaks.channels || 1); canvas.dataset.labels = (peaks.channels > 1 ? labels : []).join(','); }
     clockEl.textContent = clock(audio.currentTime) + ' / ' + clock(duration());
   }
 
