@@ -24,6 +24,7 @@ enum OpenAPIRoute {
         components:
           securitySchemes:
             bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin), company (required for viewer)"}
+            consoleSession: {type: apiKey, in: cookie, name: callrec_session, description: "the console's session cookie (POST /login); state-changing requests also need X-CSRF-Token (the page's body data-csrf) and an Origin of this server"}
             signedURL: {type: apiKey, in: query, name: sig, description: "with exp=<unix seconds> beside it; GET and HEAD of audio, waveforms and export downloads only"}
           parameters:
             uniqueid:
@@ -544,6 +545,83 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /console/api/recordings:
+            get:
+              summary: the console's page of recordings (GET /recordings for the session's user; same parameters)
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+          /console/api/recordings/{id}:
+            parameters: [{$ref: '#/components/parameters/uniqueid'}]
+            get:
+              summary: one recording's JSON for the session's user (the player reads its speakers' roles)
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the recording, content: {application/json: {schema: {$ref: '#/components/schemas/Recording'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /console/api/calls/live:
+            get:
+              summary: GET /calls/live for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the calls, content: {application/json: {schema: {type: object, required: [calls], properties: {calls: {type: array, items: {$ref: '#/components/schemas/LiveCall'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+          /console/api/events:
+            get:
+              summary: GET /events for the session's user; ends when the session is signed out, expires or its account is disabled (checked at each heartbeat), and at once on POST /logout
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the stream, content: {text/event-stream: {schema: {type: string}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "406": {description: "not_acceptable: the request did not accept text/event-stream", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "429": {description: "too_many_streams: 4 streams of this session are open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {description: "too_many_streams: the server has 64 streams open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+          /console/api/exports:
+            post:
+              summary: POST /exports for the session's user (compliance, admin; X-CSRF-Token)
+              security: [{consoleSession: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+              responses:
+                "202": {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+          /console/api/exports/{id}:
+            parameters: [{$ref: '#/components/parameters/exportId'}]
+            get:
+              summary: GET /exports/<id> for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /console/api/exports/{id}/download:
+            parameters: [{$ref: '#/components/parameters/exportId'}]
+            get:
+              summary: GET /exports/<id>/download for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the ZIP, content: {application/zip: {schema: {type: string, format: binary}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+                "409": {$ref: '#/components/responses/Conflict'}
+                "410": {$ref: '#/components/responses/Gone'}
+          /console/api/quarantine/{id}/retry:
+            parameters: [{$ref: '#/components/parameters/quarantineId'}]
+            post:
+              summary: POST /quarantine/<id>/retry for the session's user (admin; X-CSRF-Token)
+              security: [{consoleSession: []}]
+              responses:
+                "202": {description: put back, content: {application/json: {schema: {type: object}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
           /player.js:
             get:
               summary: the <callrec-player> custom element for the CRM's pages (docs/crm-guide.md)
