@@ -17,7 +17,7 @@ public enum CallrecApplication {
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
         logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, now: @escaping @Sendable () -> Date = Date.init,
         freeBytes: @escaping @Sendable (String) -> Int64? = FileSystemSpace.free,
-        limits: ConnectionLimits = .fromEnvironment(), live: LiveCalls = LiveCalls(), eventHeartbeat: Duration = .seconds(15),
+        limits: ConnectionLimits = .fromEnvironment(), live: LiveCalls = LiveCalls(), eventHeartbeat: Duration = .seconds(15), eventHub: EventHub? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
@@ -49,7 +49,7 @@ public enum CallrecApplication {
         let quarantine = QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor)
         quarantine.register(on: router)
         // Calls being recorded now (the spool's files being written) and the event streams.
-        let liveRoutes = LiveRoutes(service: service, auth: auth, live: live, hub: EventHub(changes: catalog.changes, live: live), heartbeat: eventHeartbeat)
+        let liveRoutes = LiveRoutes(service: service, auth: auth, live: live, hub: eventHub ?? EventHub(changes: catalog.changes, live: live), heartbeat: eventHeartbeat)
         liveRoutes.register(on: router)
         // The console (pages for people): the same service, principals and routes' handlers.
         ConsoleRoutes(

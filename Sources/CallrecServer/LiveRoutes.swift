@@ -16,7 +16,7 @@ enum LiveEvent: Sendable {
 /// The open event streams: at most `maxStreams` at once and `maxPerKey` per signed-in session or
 /// token subject (429 beyond, `too_many_streams`). Hears the catalog's and the live calls' changes
 /// once and hands them to every stream; `end(key:)` closes a session's streams (logout).
-final class EventHub: @unchecked Sendable {
+public final class EventHub: @unchecked Sendable {
     let maxStreams: Int
     let maxPerKey: Int
     private let lock = NSLock()
