@@ -256,7 +256,7 @@ enum OpenAPIRoute {
                 - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
                 - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
                 - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
@@ -273,7 +273,7 @@ enum OpenAPIRoute {
                 - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
                 - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
                 - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
