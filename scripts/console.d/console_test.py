@@ -174,7 +174,20 @@ def sign_in(user, password):
     tid("login-password").send_keys(password)
     old = driver.find_element(By.TAG_NAME, "html")
     tid("login-submit").click()
-    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+    def replaced(_):
+        # Chromium reports a node of a replaced document as stale, or as an inspector error.
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+
+    WebDriverWait(driver, 10).until(replaced)
     # The next document may still be loading: elements read before it settles can belong to the
     # old one (Chromium: "Node with given id does not belong to the document").
     wait(lambda: driver.execute_script("return document.readyState") == "complete", what="the page after sign-in")
