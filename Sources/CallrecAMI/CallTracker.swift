@@ -4,7 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// A call being recorded now, as `live()` lists it.
-public struct LiveCall: Sendable, Equatable {
+public struct TrackedCall: Sendable, Equatable {
     public var uniqueid: String
     public var channel: String
     public var linkedid: String?
@@ -104,7 +104,7 @@ public final class CallTracker: @unchecked Sendable {
     // MARK: what it knows
 
     /// The calls being recorded now (MixMonitor started, no hangup seen), oldest first.
-    public func live() -> [LiveCall] {
+    public func live() -> [TrackedCall] {
         state.withLockedValue { s in
             s.calls.values.filter { $0.monitorStartedAt != nil && $0.endedAt == nil }
                 .sorted { ($0.monitorStartedAt ?? 0, $0.uniqueid) < ($1.monitorStartedAt ?? 0, $1.uniqueid) }
@@ -113,7 +113,7 @@ public final class CallTracker: @unchecked Sendable {
     }
 
     /// One call being recorded now, or nil.
-    public func live(_ uniqueid: String) -> LiveCall? {
+    public func live(_ uniqueid: String) -> TrackedCall? {
         state.withLockedValue { s in
             guard let c = s.calls[uniqueid], c.monitorStartedAt != nil, c.endedAt == nil else { return nil }
             return Self.live(c, paused: s.paused.contains(uniqueid))
@@ -122,8 +122,8 @@ public final class CallTracker: @unchecked Sendable {
 
     public func call(_ uniqueid: String) -> CallRow? { state.withLockedValue { $0.calls[uniqueid] } }
 
-    static func live(_ c: CallRow, paused: Bool) -> LiveCall {
-        LiveCall(
+    static func live(_ c: CallRow, paused: Bool) -> TrackedCall {
+        TrackedCall(
             uniqueid: c.uniqueid, channel: c.channel, linkedid: c.linkedid, recordingSince: c.monitorStartedAt.map(Date.init(timeIntervalSince1970:)),
             answeredAt: c.answeredAt.map(Date.init(timeIntervalSince1970:)), caller: c.callerNum, connected: c.connectedNum, file: c.file,
             paused: paused)

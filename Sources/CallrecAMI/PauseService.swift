@@ -62,7 +62,7 @@ public final class PauseService: @unchecked Sendable {
         return row
     }
 
-    private func mute(_ call: LiveCall, on: Bool) async throws {
+    private func mute(_ call: TrackedCall, on: Bool) async throws {
         guard let client, client.isConnected else { throw PauseError.unavailable("the AMI connection to Asterisk is down") }
         do {
             try await client.send("MixMonitorMute", [("Channel", call.channel), ("Direction", "both"), ("State", on ? "1" : "0")])

@@ -147,6 +147,10 @@ public struct ListQuery: Sendable, Equatable {
     public var leadNumber: String?
     public var limit: Int
     public var cursor: String?
+    /// Only recordings at least this long (milliseconds).
+    public var minDurationMs: Int?
+    /// Only recordings under legal hold.
+    public var heldOnly = false
 
     public init(from: Date? = nil, to: Date? = nil, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, limit: Int = 100, cursor: String? = nil) {
         self.from = from
@@ -218,6 +222,10 @@ extension Catalog {
         if let c = q.company { sql += " AND company = ?"; args.append(c) }
         if let a = q.agent { sql += " AND agent = ?"; args.append(a) }
         if let l = q.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        // Checked on the rows the index above yields (in start order), no index of their own: a
+        // held or long call is not rare enough for one to pay its writes.
+        if let d = q.minDurationMs { sql += " AND duration_ms >= ?"; args.append(d) }
+        if q.heldOnly { sql += " AND legal_hold = 1" }
         return (sql, args)
     }
 

@@ -241,6 +241,12 @@ public final class Catalog: Sendable {
             }
         }
         m.registerMigration("v11-ami") { db in try Self.migrateAMI(db) }
+        m.registerMigration("v13-console-live") { db in
+            // "Held only" with no other filter walked the start-order index to find one row in a
+            // thousand. Held recordings in start order, from an index of only them (the list's
+            // `legal_hold = 1` is written as a literal so that SQLite may use it).
+            try db.execute(sql: "CREATE INDEX recording_held_started_at ON recording (started_at, uniqueid) WHERE legal_hold = 1")
+        }
         return m
     }
 }

@@ -50,6 +50,8 @@ public final class SpoolWatcher: @unchecked Sendable {
         var mtime: Double = 0
         var attempts = 0
         var retryAt: Date?
+        /// When the watcher first saw the file (a call's start, when its name does not tell).
+        var firstSeen = Date()
     }
 
     private let lock = NSLock()
@@ -120,6 +122,41 @@ public final class SpoolWatcher: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return inFlight.count
+    }
+
+    /// A spool file MixMonitor is still writing: no close seen, not being ingested, and changed
+    /// within `quiet` (a writer that stopped without closing is no longer a call in progress).
+    public struct Writing: Sendable, Equatable {
+        public var path: String
+        /// What the spool pattern reads from its name (nil when it does not match).
+        public var name: SpoolName?
+        public var bytes: Int
+        public var modified: Date
+        public var firstSeen: Date
+
+        public init(path: String, name: SpoolName?, bytes: Int, modified: Date, firstSeen: Date) {
+            self.path = path
+            self.name = name
+            self.bytes = bytes
+            self.modified = modified
+            self.firstSeen = firstSeen
+        }
+    }
+
+    /// The files being written now (the console's and `/calls/live`'s calls being recorded).
+    public func writing(now: Date = Date(), quiet: TimeInterval = 30) -> [Writing] {
+        lock.lock()
+        let open = files.filter { path, state in state.closedAt == nil && !inFlight.contains(path) }.map { ($0.key, $0.value.firstSeen) }
+        lock.unlock()
+        var out: [Writing] = []
+        for (path, firstSeen) in open {
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            let modified = Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+            guard now.timeIntervalSince(modified) <= quiet else { continue }
+            out.append(Writing(path: path, name: ingestor.naming.parse(ingestor.relative(path)), bytes: Int(st.st_size), modified: modified, firstSeen: firstSeen))
+        }
+        return out.sorted { $0.path < $1.path }
     }
 
     /// The number of files waiting or in progress (for tests and /healthz).

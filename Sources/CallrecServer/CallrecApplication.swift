@@ -18,7 +18,7 @@ public enum CallrecApplication {
         settings: Settings, catalog: Catalog, watcher: SpoolWatcher?, auth: Authenticator, registry: PrometheusCollectorRegistry,
         logger: Logger, purge: PurgeService? = nil, webhooks: WebhookSender? = nil, now: @escaping @Sendable () -> Date = Date.init,
         freeBytes: @escaping @Sendable (String) -> Int64? = FileSystemSpace.free,
-        limits: ConnectionLimits = .fromEnvironment(), ami: AMIService? = nil,
+        limits: ConnectionLimits = .fromEnvironment(), ami: AMIService? = nil, live: LiveCalls = LiveCalls(), eventHeartbeat: Duration = .seconds(15), eventHub: EventHub? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CallrecContext.self)
@@ -47,13 +47,18 @@ public enum CallrecApplication {
         let exports = ExportService(catalog: catalog, logger: logger, keep: settings.exportTTL)
         let exportRoutes = ExportRoutes(recordings: service, auth: auth, service: exports, zone: settings.timeZone)
         exportRoutes.register(on: router)
+        let quarantine = QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor)
+        quarantine.register(on: router)
+        // Calls being recorded now (the spool's files being written) and the event streams.
+        let liveRoutes = LiveRoutes(service: service, auth: auth, live: live, hub: eventHub ?? EventHub(changes: catalog.changes, live: live), heartbeat: eventHeartbeat)
+        liveRoutes.register(on: router)
         // The console (pages for people): the same service, principals and routes' handlers.
         ConsoleRoutes(
             service: service, recordings: recordings, exports: exportRoutes, auth: auth, accounts: ConsoleAccounts(catalog: catalog, now: now),
-            sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone
+            sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone, live: liveRoutes,
+            quarantine: quarantine, retentionDays: settings.retentionDays
         ).register(on: router)
         PauseRoutes(pauses: ami?.pauses, service: service, auth: auth, naming: try? SpoolNaming(pattern: settings.spoolPattern)).register(on: router)
-        QuarantineRoutes(catalog: catalog, auth: auth, ingestor: watcher?.ingestor).register(on: router)
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
@@ -61,7 +66,10 @@ public enum CallrecApplication {
         if let ami { services.append(ami) }
         if let webhooks { services.append(webhooks) }
         if let purge { services.append(purge) }
-        if let watcher { services.append(IngestService(watcher: watcher)) }
+        if let watcher {
+            services.append(IngestService(watcher: watcher))
+            services.append(SpoolLiveFeed(watcher: watcher, live: live, interval: .seconds(1)))
+        }
         let serverName = "callrec"
         return Application(
             router: HeadAsGet(router: router, routes: routes),

@@ -24,6 +24,7 @@ enum OpenAPIRoute {
         components:
           securitySchemes:
             bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin, recorder), company (required for viewer and recorder)"}
+            consoleSession: {type: apiKey, in: cookie, name: callrec_session, description: "the console's session cookie (POST /login); state-changing requests also need X-CSRF-Token (the page's body data-csrf) and an Origin of this server"}
             signedURL: {type: apiKey, in: query, name: sig, description: "with exp=<unix seconds> beside it; GET and HEAD of audio, waveforms and export downloads only"}
           parameters:
             uniqueid:
@@ -69,6 +70,18 @@ enum OpenAPIRoute {
               description: any text of 1 to 128 characters but control characters (percent-encoded in the path)
               schema: {type: string, minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
           schemas:
+            LiveCall:
+              description: a call being recorded now (a spool file MixMonitor is still writing; more sources later)
+              type: object
+              required: [uniqueid, company, agent, lead_number, started_at, duration_ms, updated_at]
+              properties:
+                uniqueid: {type: string}
+                company: {type: [string, "null"], description: "from the spool name; null when not known yet (then only unscoped tokens see the call)"}
+                agent: {type: [string, "null"]}
+                lead_number: {type: [string, "null"]}
+                started_at: {type: string, format: date-time, description: "the uniqueid's epoch, else when the file was first seen"}
+                duration_ms: {type: integer, minimum: 0, description: "recorded so far: from the file's size and format, else from its last write"}
+                updated_at: {type: string, format: date-time, description: the last write seen}
             TimeOrEmpty:
               description: a Time; empty is the same as absent
               anyOf: [{$ref: '#/components/schemas/Time'}, {type: string, maxLength: 0}]
@@ -285,8 +298,10 @@ enum OpenAPIRoute {
                 - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
+                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
+                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
               responses:
                 "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
@@ -300,8 +315,10 @@ enum OpenAPIRoute {
                 - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
                 - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
+                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
+                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
               responses:
                 "200": {description: a page}
                 "400": {description: a malformed request}
@@ -350,9 +367,18 @@ enum OpenAPIRoute {
             parameters: [{$ref: '#/components/parameters/uniqueid'}]
             get:
               summary: waveform peaks (BBC audiowaveform JSON v2, 8-bit)
+              description: >
+                Without pixels, the stored full-resolution peaks (50 pixels a second). With pixels=N,
+                min/max reduced to N columns that evenly span the recording (each column the least
+                min and greatest max of the stored pixels it covers; samples_per_pixel their mean
+                width, rounded); a recording with no more than N stored pixels is answered as stored.
+                Channels are interleaved per column as audiowaveform writes them (channels 2:
+                min0, max0, min1, max1, …). A signed URL's answer carries Access-Control-Allow-Origin: *.
               security: [{bearer: []}, {signedURL: []}]
+              parameters:
+                - {name: pixels, in: query, description: "columns wanted, 1…8192; anything else is a 400 (invalid_pixels)", schema: {type: integer, minimum: 1, maximum: 8192}}
               responses:
-                "200": {description: peaks, content: {application/json: {schema: {type: object, required: [version, bits, data], properties: {version: {const: 2}, bits: {const: 8}, data: {type: array, items: {type: integer}}}}}}}
+                "200": {description: peaks, content: {application/json: {schema: {type: object, required: [version, channels, bits, length, data], properties: {version: {const: 2}, channels: {type: integer, minimum: 1}, sample_rate: {type: integer}, samples_per_pixel: {type: integer}, bits: {const: 8}, length: {type: integer, minimum: 0}, data: {type: array, items: {type: integer}}}}}}}
                 "304": {$ref: '#/components/responses/NotModified'}
                 "400": {$ref: '#/components/responses/BadRequest'}
                 "401": {$ref: '#/components/responses/Unauthorized'}
@@ -360,10 +386,12 @@ enum OpenAPIRoute {
             head:
               summary: the same headers as GET, no body
               security: [{bearer: []}, {signedURL: []}]
+              parameters:
+                - {name: pixels, in: query, schema: {type: integer, minimum: 1, maximum: 8192}}
               responses:
                 "200": {description: headers}
                 "304": {description: not modified}
-                "400": {description: a malformed uniqueid}
+                "400": {description: a malformed uniqueid or pixels}
                 "401": {description: no or invalid credentials}
                 "404": {description: not found}
           /recordings/{id}/metadata:
@@ -588,6 +616,118 @@ enum OpenAPIRoute {
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}
                 "413": {$ref: '#/components/responses/TooLarge'}
+          /console/api/recordings:
+            get:
+              summary: the console's page of recordings (GET /recordings for the session's user; same parameters)
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+          /console/api/recordings/{id}:
+            parameters: [{$ref: '#/components/parameters/uniqueid'}]
+            get:
+              summary: one recording's JSON for the session's user (the player reads its speakers' roles)
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the recording, content: {application/json: {schema: {$ref: '#/components/schemas/Recording'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /console/api/calls/live:
+            get:
+              summary: GET /calls/live for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the calls, content: {application/json: {schema: {type: object, required: [calls], properties: {calls: {type: array, items: {$ref: '#/components/schemas/LiveCall'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+          /console/api/events:
+            get:
+              summary: GET /events for the session's user; ends when the session is signed out, expires or its account is disabled (checked at each heartbeat), and at once on POST /logout
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the stream, content: {text/event-stream: {schema: {type: string}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "406": {description: "not_acceptable: the request did not accept text/event-stream", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "429": {description: "too_many_streams: 4 streams of this session are open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {description: "too_many_streams: the server has 64 streams open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+          /console/api/exports:
+            post:
+              summary: POST /exports for the session's user (compliance, admin; X-CSRF-Token)
+              security: [{consoleSession: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+              responses:
+                "202": {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+          /console/api/exports/{id}:
+            parameters: [{$ref: '#/components/parameters/exportId'}]
+            get:
+              summary: GET /exports/<id> for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /console/api/exports/{id}/download:
+            parameters: [{$ref: '#/components/parameters/exportId'}]
+            get:
+              summary: GET /exports/<id>/download for the session's user
+              security: [{consoleSession: []}]
+              responses:
+                "200": {description: the ZIP, content: {application/zip: {schema: {type: string, format: binary}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+                "409": {$ref: '#/components/responses/Conflict'}
+                "410": {$ref: '#/components/responses/Gone'}
+          /console/api/quarantine/{id}/retry:
+            parameters: [{$ref: '#/components/parameters/quarantineId'}]
+            post:
+              summary: POST /quarantine/<id>/retry for the session's user (admin; X-CSRF-Token)
+              security: [{consoleSession: []}]
+              responses:
+                "202": {description: put back, content: {application/json: {schema: {type: object}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "404": {$ref: '#/components/responses/NotFound'}
+          /player.js:
+            get:
+              summary: the <callrec-player> custom element for the CRM's pages (docs/crm-guide.md)
+              description: A classic script, no dependencies, Access-Control-Allow-Origin *, ETag.
+              security: []
+              responses:
+                "200": {description: the script, content: {text/javascript: {schema: {type: string}}}}
+                "304": {$ref: '#/components/responses/NotModified'}
+          /calls/live:
+            get:
+              summary: calls being recorded now (viewer, compliance, admin; company-scoped like recordings)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the calls, oldest first, content: {application/json: {schema: {type: object, required: [calls], properties: {calls: {type: array, items: {$ref: '#/components/schemas/LiveCall'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+          /events:
+            get:
+              summary: Server-Sent Events of live calls and of recordings added or changed (viewer, compliance, admin)
+              description: >
+                Needs Accept: text/event-stream (else 406). Opens with "retry: 3000" and an event
+                "calls" ({"calls": [LiveCall…]}, as GET /calls/live); then "calls" again whenever the
+                live calls change (at most about once a second while a call grows), "recording" (a
+                recording's JSON, as GET /recordings/<uniqueid>) when one the token may see is added
+                or changed, and a ": heartbeat" comment every 15 s. Company-scoped like the
+                recordings. Ends when the token expires (checked at each event and heartbeat). At most
+                4 streams per token subject (429) and 64 in all (503), code too_many_streams.
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the stream, content: {text/event-stream: {schema: {type: string}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "406": {description: "not_acceptable: the request did not accept text/event-stream", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "429": {description: "too_many_streams: 4 streams of this token subject are open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+                "503": {description: "too_many_streams: the server has 64 streams open", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
           /quarantine:
             get:
               summary: files that could not be ingested, with why (compliance, admin without a company)

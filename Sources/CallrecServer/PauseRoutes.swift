@@ -47,7 +47,7 @@ struct PauseRoutes: Sendable {
 
     /// The call's company: what the CRM registered (`PUT …/metadata`), else what the recording's
     /// file name says under `CALLREC_SPOOL_PATTERN` (MIXMONITOR_FILENAME, read from its end).
-    func company(of call: LiveCall) async throws -> String? {
+    func company(of call: TrackedCall) async throws -> String? {
         if let m = try await service.catalog.pendingMetadata(call.uniqueid), let c = m.company { return c }
         if let row = try await service.catalog.find(call.uniqueid) { return row.company }
         guard let naming, let file = call.file else { return nil }

@@ -105,17 +105,42 @@ struct RecordingRoutes: Sendable {
 
     @Sendable func waveform(_ request: Request, context: CallrecContext) async throws -> Response {
         let id = try Self.uniqueid(context.pathParameter("id"))
-        let (row, json) = try await service.waveform(id, for: try context.who)
-        let etag = "\"peaks-\(row.opusSHA256.prefix(32))\""
+        let pixels = try Self.pixels(request.uri.queryParameters["pixels"].map(String.init))
+        let principal = try context.who
+        let (row, stored) = try await service.waveform(id, for: principal)
+        let etag = "\"peaks-\(row.opusSHA256.prefix(32))\(pixels.map { "-\($0)" } ?? "")\""
+        // A signed URL is its own credential (no cookie rides along): a CRM page on another origin
+        // may read the peaks it was given a URL for (`/player.js`).
+        var headers: HTTPFields = [.eTag: etag]
+        if principal == .signedURL { headers[HTTPField.Name("Access-Control-Allow-Origin")!] = "*" }
         if let inm = request.headers[.ifNoneMatch], Preconditions.matches(inm, etag, weak: true) {
-            return Response(status: .notModified, headers: [.eTag: etag])
+            return Response(status: .notModified, headers: headers)
         }
-        var headers: HTTPFields = [.contentType: "application/json", .eTag: etag, .cacheControl: "private, max-age=3600"]
+        var json = stored
+        if let pixels {
+            do {
+                json = try await NIOThreadPool.singleton.runIfActive { try PeaksReducer.reduce(stored, pixels: pixels) }
+            } catch let e as PeaksReducer.Failure {
+                context.logger.error("stored waveform unreadable", metadata: ["uniqueid": "\(id)", "error": "\(e)"])
+                throw APIError(.internalServerError, "internal", "the stored waveform of \(id) could not be read")
+            }
+        }
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "private, max-age=3600"
         headers[.contentLength] = String(json.count)
         return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: ByteBuffer(bytes: json)))
     }
 
-    static let listParameters: Set<String> = ["from", "to", "company", "agent", "lead_number", "limit", "cursor"]
+    /// `pixels` of `waveform.json`: absent (the stored resolution), or 1…`PeaksReducer.maxPixels`.
+    static func pixels(_ raw: String?) throws -> Int? {
+        guard let raw else { return nil }
+        guard raw.utf8.count <= 5, raw.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(raw), (1...PeaksReducer.maxPixels).contains(n) else {
+            throw APIError(.badRequest, "invalid_pixels", "pixels is an integer 1…\(PeaksReducer.maxPixels)")
+        }
+        return n
+    }
+
+    static let listParameters: Set<String> = ["from", "to", "company", "agent", "lead_number", "limit", "cursor", "min_duration_ms", "held"]
 
     @Sendable func list(_ request: Request, context: CallrecContext) async throws -> Response {
         let principal = try context.who
@@ -148,6 +173,16 @@ struct RecordingRoutes: Sendable {
         query.agent = try param("agent")
         query.leadNumber = try param("lead_number")
         query.cursor = try param("cursor")
+        if let d = try param("min_duration_ms") {
+            guard d.utf8.count <= 10, d.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(d), n <= 1_000_000_000 else {
+                throw APIError(.badRequest, "invalid_min_duration_ms", "min_duration_ms is an integer 0…1000000000")
+            }
+            query.minDurationMs = n
+        }
+        if let h = try param("held") {
+            guard h == "true" || h == "false" else { throw APIError(.badRequest, "invalid_held", "held is true or false") }
+            query.heldOnly = h == "true"
+        }
         let body = try await service.listJSON(query, for: principal)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

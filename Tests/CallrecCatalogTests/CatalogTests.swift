@@ -160,7 +160,22 @@ struct CatalogTests {
         #expect(applied == Catalog.migrator.migrations)
         #expect(applied.first == "v1-recordings")
         let indexes = try again.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'recording_%'") }
-        #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_agent_started_at", "recording_lead_started_at"])
+        #expect(Set(indexes) == ["recording_started_at", "recording_company_started_at", "recording_agent_started_at", "recording_lead_started_at", "recording_held_started_at"])
+    }
+
+    /// "Held only" reads an index of the held recordings, in start order, not the whole table.
+    @Test func heldOnlyListUsesItsIndex() throws {
+        let dir = TempDir()
+        let catalog = try Catalog(data: DataDirectory(dir.path))
+        var q = ListQuery(limit: 50)
+        q.heldOnly = true
+        var (sql, args) = Catalog.filters(q, select: "*")
+        sql += " ORDER BY started_at, uniqueid LIMIT 51"
+        let plan = try catalog.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(args)).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("recording_held_started_at") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)")
     }
 }
 

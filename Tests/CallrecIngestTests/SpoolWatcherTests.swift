@@ -48,6 +48,27 @@ struct SpoolWatcherTests {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    /// A file being written is a call being recorded (`writing()`, for `/calls/live`), growing;
+    /// once closed it is not, and it is ingested.
+    @Test func filesBeingWrittenAreListed() throws {
+        let b = try Bench()
+        let w = watcher(b)
+        try w.start()
+        defer { w.stop() }
+        #expect(w.writing().isEmpty)
+        let path = b.spool + "/1732467600.44.wav"
+        let writer = try MixMonitorWriter(path: path, pcm: try MixMonitorWriter.samples(ofWAV: Paths.fixture("speech.wav")))
+        try writer.record(frames: 50, interval: 0.002)
+        #expect(eventually { w.writing().map(\.name?.uniqueid) == ["1732467600.44"] })
+        let first = try #require(w.writing().first)
+        try writer.record(frames: 50, interval: 0.002)
+        #expect(eventually { (w.writing().first?.bytes ?? 0) > first.bytes })
+        #expect(w.writing().first?.path == path)
+        try writer.close()
+        #expect(eventually { w.writing().isEmpty })
+        #expect(try eventually { try b.catalog.recording("1732467600.44") != nil })
+    }
+
     /// Asterisk killed mid-call: sizes 0 in the header, every frame on disk, all of it ingested.
     @Test func crashedWriterIsRecoveredInFull() throws {
         let b = try Bench()

@@ -65,7 +65,8 @@ final class Harness: @unchecked Sendable {
     }
 
     func test(
-        limits: ConnectionLimits, freeBytes: @escaping @Sendable (String) -> Int64?, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+        limits: ConnectionLimits, freeBytes: @escaping @Sendable (String) -> Int64?, live: LiveCalls = LiveCalls(), eventHeartbeat: Duration = .seconds(15), eventHub: EventHub? = nil,
+        _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
         var settings = try Settings(environment: [:])
         settings.port = 0
@@ -74,7 +75,8 @@ final class Harness: @unchecked Sendable {
         logger.logLevel = .error
         let app = CallrecApplication.make(
             settings: settings, catalog: catalog, watcher: nil, auth: Authenticator(signer: signer, tokens: tokens),
-            registry: PrometheusCollectorRegistry(), logger: logger, freeBytes: freeBytes, limits: limits)
+            registry: PrometheusCollectorRegistry(), logger: logger, freeBytes: freeBytes, limits: limits, live: live,
+            eventHeartbeat: eventHeartbeat, eventHub: eventHub)
         try await app.test(.live) { client in try await body(client) }
     }
 

@@ -37,6 +37,28 @@ struct ServeStartupTests {
         #expect(log.range(of: "stopped", range: stopping.upperBound..<log.endIndex) != nil)
     }
 
+    /// SIGTERM with an event stream open (`GET /events`): the stream ends and serve exits, rather
+    /// than wait for the stream's token to expire (it waited, before streams heard the shutdown).
+    @Test func shutdownEndsEventStreams() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let serve = try ServeProcess(data: data, spool: dir.file("spool"), log: dir.file("serve.log"))
+        let token = try callrec(["token", "--role", "admin", "--ttl", "3600", "--data", data]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let answer = LockedBox<HTTPAnswer?>(nil)
+        let url = serve.url
+        Thread.detachNewThread {
+            answer.set(try? http("GET", url + "/events", token: token, headers: ["Accept": "text/event-stream"], timeout: 300))
+        }
+        #expect(eventually(30) { (try? serve.get("/healthz").status) == 200 })
+        Thread.sleep(forTimeInterval: 1)  // the stream is open (its first event sent)
+        kill(serve.process.processIdentifier, SIGTERM)
+        let exited = eventually(60) { !serve.process.isRunning }
+        #expect(exited, "serve still running 60 s after SIGTERM with an event stream open")
+        if !exited { serve.stop(SIGKILL) }
+        #expect(eventually(30) { answer.get() != nil })
+        #expect(answer.get()?.text.hasPrefix("retry: 3000\n\nevent: calls\n") == true, "\(String(describing: answer.get()?.text.prefix(200)))")
+    }
+
     /// A spool callrec cannot remove files from (Asterisk's user owns it): said at start-up,
     /// naming the folder and the fix. Run as `nobody`, so it needs root to set up.
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
@@ -68,4 +90,13 @@ struct ServeStartupTests {
         #expect(out.contains("cannot remove files from the spool \(spool)"), "\(out)")
         #expect(out.contains("ASTERISK_UID") && out.contains("writable"))
     }
+}
+
+/// A value shared with a thread.
+final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -28,6 +28,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -173,7 +174,20 @@ def sign_in(user, password):
     tid("login-password").send_keys(password)
     old = driver.find_element(By.TAG_NAME, "html")
     tid("login-submit").click()
-    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+    def replaced(_):
+        # Chromium reports a node of a replaced document as stale, or as an inspector error.
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+
+    WebDriverWait(driver, 10).until(replaced)
     # The next document may still be loading: elements read before it settles can belong to the
     # old one (Chromium: "Node with given id does not belong to the document").
     wait(lambda: driver.execute_script("return document.readyState") == "complete", what="the page after sign-in")
@@ -210,6 +224,7 @@ for name, role, company in (("admin1", "admin", None), ("comp1", "compliance", N
     callrec(*args, stdin="correct horse battery\n")
 users = json.loads(callrec("user", "list", "--json"))
 assert [u["name"] for u in users] == ["acmeview", "admin1", "comp1", "victim"], users
+callrec("user", "add", "acme2", "--role", "viewer", "--company", "acme", "--password-stdin", stdin="correct horse battery\n")
 
 def drop_recordings():
     """Into the spool as MixMonitor would leave them: whole files renamed in, once the server watches."""
@@ -450,6 +465,255 @@ def _():
     shot("08-audit")
 
 
+@check("search filters: minimum duration and held only, kept in the URL")
+def _():
+    driver.get(BASE + f"/?from={DAY}&to={DAY}&min_duration=30")
+    wait(lambda: rows() == [A_LONG], what="only the 60 s call")
+    assert tid("search-min-duration").get_attribute("value") == "30"
+    # Through the form: the filters land in the URL, so back and shared links work.
+    search_day()
+    e = tid("search-min-duration")
+    e.clear()
+    e.send_keys("30")
+    tid("search-submit").click()
+    wait(lambda: "min_duration=30" in driver.current_url and rows() == [A_LONG], what="the filtered URL")
+    st, _, body = http("PUT", f"/recordings/{A_LATE}/hold", {"Authorization": "Bearer " + ADMIN_TOKEN, "Content-Type": "application/json"},
+                       json.dumps({"reason": "filter test"}).encode())
+    assert st == 200, (st, body)
+    driver.get(BASE + f"/?from={DAY}&to={DAY}")
+    wait(lambda: len(rows()) == 4, what="four rows")
+    tid("search-held").click()
+    tid("search-submit").click()
+    wait(lambda: "held=1" in driver.current_url and rows() == [A_LATE], what="only the held call")
+    assert tid("search-held").is_selected()
+    shot("14-search-filters")
+    driver.back()
+    wait(lambda: "held=1" not in driver.current_url and len(rows()) == 4, what="back to four rows")
+    st, _, _ = http("DELETE", f"/recordings/{A_LATE}/hold", {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert st == 200, st
+
+
+@check("the player loads peaks reduced to its width")
+def _():
+    driver.get(BASE + "/r/" + A_LONG)
+    wait(lambda: audio("readyState") >= 1, what="audio metadata")
+    names = wait(lambda: driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('waveform.json')).map(e => [e.name, e.encodedBodySize])") or None,
+        what="the peaks request")
+    assert len(names) == 1 and "pixels=1200" in names[0][0], names
+    assert 0 < names[0][1] < 20000, names
+    drawn = driver.execute_script(
+        "const c = document.querySelector('[data-testid=waveform]'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] === 0x8f && d[i+1] === 0xa6) n++; return n")
+    assert drawn > 1000, f"{drawn} waveform pixels drawn"
+
+
+@check("a 2-channel waveform draws one lane per channel, labelled")
+def _():
+    # The peaks of a stereo recording as audiowaveform v2 writes them: min0, max0, min1, max1 per
+    # pixel. Channel 0 speaks in the first half, channel 1 in the second.
+    n = 3000
+    data = []
+    for i in range(n):
+        a = 100 if i < n // 2 else 0
+        data += [-a, a, -(100 - a), 100 - a]
+    peaks = {"version": 2, "channels": 2, "sample_rate": 8000, "samples_per_pixel": 160, "bits": 8, "length": n, "data": data}
+    db = sqlite3.connect(catalog_path())
+    with db:
+        db.execute("UPDATE waveform SET json = ? WHERE uniqueid = ?", (json.dumps(peaks).encode(), A_PREV))
+    db.close()
+    driver.get(BASE + "/r/" + A_PREV)
+    canvas = tid("waveform")
+    wait(lambda: canvas.get_attribute("data-lanes") == "2", what="two lanes")
+    assert canvas.get_attribute("data-labels") == "left,right", canvas.get_attribute("data-labels")
+    # Top lane loud on the left half only, bottom lane on the right half only.
+    ink = driver.execute_script("""
+        const c = document.querySelector('[data-testid=waveform]'), g = c.getContext('2d'), w = c.width, h = c.height;
+        const count = (x0, x1, y0, y1) => { const d = g.getImageData(x0, y0, x1 - x0, y1 - y0).data; let k = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i] === 0x8f && d[i + 1] === 0xa6) k++; return k; };
+        return [count(50, w / 2 - 50, 5, h / 2 - 5), count(w / 2 + 50, w - 50, 5, h / 2 - 5), count(50, w / 2 - 50, h / 2 + 5, h - 5), count(w / 2 + 50, w - 50, h / 2 + 5, h - 5)];""")
+    assert ink[0] > 10 * max(1, ink[1]) and ink[3] > 10 * max(1, ink[2]), ink
+    shot("14b-player-stereo")
+
+
+def write_live_call(uid, seconds, done):
+    """A call as MixMonitor records it: a WAV in the spool growing in real time, closed at the end."""
+    with wave.open(SPEECH, "rb") as w:
+        frames = w.readframes(w.getnframes())
+    path = os.path.join(spool, "acme", f"1009-5511999990099-{uid}.wav")
+    out = wave.open(path, "wb")
+    out.setnchannels(1)
+    out.setsampwidth(2)
+    out.setframerate(8000)
+    step = 1600 * 2  # 0.2 s
+    t0 = time.time()
+    i = 0
+    while not done.is_set() and time.time() - t0 < seconds:
+        chunk = frames[(i * step) % len(frames):(i * step) % len(frames) + step]
+        out.writeframes(chunk)
+        i += 1
+        time.sleep(0.2)
+    out.close()
+
+
+@check("live: a call being recorded is listed growing; when it ends its recording appears without a reload")
+def _():
+    import threading
+    uid = f"{epoch(2026, 11, 24, 15, 0)}.7"
+    driver.get(BASE + f"/?from={DAY}&to={DAY}")
+    wait(lambda: len(rows()) == 4, what="four rows")
+    wait(lambda: driver.find_element(By.ID, "live").get_attribute("data-connected") == "1", what="the event stream")
+    driver.execute_script("window.__sameDocument = true")
+    done = threading.Event()
+    writer = threading.Thread(target=write_live_call, args=(uid, 30, done), daemon=True)
+    writer.start()
+    try:
+        live_rows = lambda: driver.execute_script(
+            "return [...document.querySelectorAll('[data-testid=live-row]')].map(r => [r.dataset.uniqueid, r.querySelector('[data-testid=live-duration]').textContent])")
+        first = wait(lambda: [r for r in live_rows() if r[0] == uid] or None, timeout=15, what="the live call")[0]
+        text = tid("live-calls").text
+        assert "1009" in text and "5511999990099" in text, text
+        shot("15-live-call")
+        def secs(t):
+            m, s2 = t.split(":")[-2:]
+            return int(m) * 60 + int(s2)
+        wait(lambda: secs([r for r in live_rows() if r[0] == uid][0][1]) >= secs(first[1]) + 2, timeout=15, what="a growing duration")
+        # The API lists it too, company-scoped.
+        viewer = callrec("token", "--role", "viewer", "--company", "acme").strip()
+        st, _, body = http("GET", "/calls/live", {"Authorization": "Bearer " + viewer})
+        calls = json.loads(body)["calls"]
+        assert st == 200 and [c["uniqueid"] for c in calls] == [uid] and calls[0]["lead_number"] == "5511999990099", body
+        beta = callrec("token", "--role", "viewer", "--company", "beta").strip()
+        assert json.loads(http("GET", "/calls/live", {"Authorization": "Bearer " + beta})[2])["calls"] == []
+    finally:
+        done.set()
+        writer.join(40)
+    wait(lambda: uid in rows(), timeout=30, what="the new recording's row")
+    assert rows() == [A_EARLY, A_LONG, B_MID, uid, A_LATE], rows()
+    assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
+    wait(lambda: not [r for r in live_rows() if r[0] == uid], what="the call gone from the live list")
+    shot("16-live-new-row")
+    DAY_ALL.insert(3, uid)
+    DAY_ACME.insert(2, uid)
+
+
+@check("erasure by lead number asks for the number again")
+def _():
+    sign_in("admin1", "correct horse battery")
+    driver.get(BASE + "/console/erasure")
+    lead = CALLS[A_NEXT][2]
+    tid("erasure-lead").send_keys(lead)
+    tid("erasure-confirm").send_keys(lead[:-1] + "9")
+    tid("erasure-submit").click()
+    assert "differ" in text_of("erasure-error")
+    st, _, _ = http("GET", "/recordings/" + A_NEXT, {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert st == 200, st
+    shot("17-erasure-mismatch")
+    # By keyboard: the confirmation field follows the number, then the button.
+    tid("erasure-lead").clear()
+    tid("erasure-lead").send_keys(lead)
+    ActionChains(driver).send_keys(Keys.TAB).send_keys(lead).send_keys(Keys.TAB).send_keys(Keys.ENTER).perform()
+    assert "Erased 1" in text_of("erasure-result"), text_of("erasure-result")
+    st, _, _ = http("GET", "/recordings/" + A_NEXT, {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert st == 404, st
+    shot("18-erasure-done")
+    cookie = {"Cookie": "callrec_session=" + driver.get_cookie("callrec_session")["value"]}
+    st, _, _ = http("POST", "/console/erasure", dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}),
+                    f"lead={lead}&lead_again={lead}".encode())
+    assert st == 403, st  # no CSRF token
+
+
+@check("retention policies: admins edit, everyone reads")
+def _():
+    driver.get(BASE + "/console/retention")
+    assert "36500" in tid("retention-default").text
+    tid("retention-company").send_keys("acme")
+    tid("retention-new-days").send_keys("30")
+    tid("retention-submit").click()
+    wait(lambda: [r.get_attribute("data-company") for r in tid("retention-row", many=True)] == ["acme"], what="acme's row")
+    days = tid("retention-days")
+    days.clear()
+    days.send_keys("45")
+    tid("retention-save").click()
+    wait(lambda: "45" in tid("retention-row").text, what="45 days")
+    st, _, body = http("GET", "/retention", {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert json.loads(body) == {"acme": 45}, body
+    shot("19-retention-admin")
+    sign_in("acme2", "correct horse battery")
+    assert not tid("nav-erasure", many=True) and not tid("nav-quarantine", many=True)
+    tid("nav-retention").click()
+    wait(lambda: tid("retention-row", many=True), what="the retention page")
+    assert "45" in tid("retention-row").text and not tid("retention-save", many=True) and not tid("retention-submit", many=True)
+    shot("20-retention-viewer")
+    driver.get(BASE + "/console/erasure")
+    assert not tid("erasure-submit", many=True)
+
+
+@check("the quarantine with reasons")
+def _():
+    d = os.path.join(spool, "acme")
+    shutil.copy(os.path.join(ROOT, "Fixtures", "audio", "bad-random.wav"), os.path.join(work, "bad.tmp"))
+    os.rename(os.path.join(work, "bad.tmp"), os.path.join(d, f"1001-5511999990077-{epoch(2026, 11, 24, 16, 0)}.8.wav"))
+    sign_in("comp1", "correct horse battery")
+    def quarantined():
+        driver.get(BASE + "/console/quarantine")
+        return tid("quarantine-row", many=True) or None
+    wait(quarantined, timeout=30, what="the quarantined file")
+    reason = tid("quarantine-reason").text
+    assert reason and "5511999990077" in tid("quarantine-row").text, tid("quarantine-row").text
+    assert not tid("quarantine-retry", many=True)  # compliance reads; admins retry
+    shot("21-quarantine")
+    sign_in("acme2", "correct horse battery")
+    driver.get(BASE + "/console/quarantine")
+    assert not tid("quarantine-row", many=True)
+    sign_in("comp1", "correct horse battery")
+
+
+@check("<callrec-player> from /player.js plays in a plain page of another origin")
+def _():
+    import http.server
+    import threading
+    opus = callrec("sign", "/recordings/" + A_LONG + ".opus").strip()
+    peaks = callrec("sign", "/recordings/" + A_LONG + "/waveform.json").strip()
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' {BASE}; connect-src {BASE}; media-src {BASE}; style-src 'self'">
+<title>CRM</title><script src="{BASE}/player.js"></script></head>
+<body><h1>Lead 5511999990002</h1><callrec-player id="p" src="{BASE}{opus}" peaks="{BASE}{peaks}" labels="agent,customer"></callrec-player></body></html>"""
+    crm = os.path.join(work, "crm")
+    os.makedirs(crm, exist_ok=True)
+    with open(os.path.join(crm, "index.html"), "w") as f:
+        f.write(page)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    handler = lambda *a, **k: Quiet(*a, directory=crm, **k)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        driver.get(f"http://localhost:{httpd.server_address[1]}/index.html")
+        el = wait(lambda: driver.execute_script("const p = document.getElementById('p'); return p && p.shadowRoot && p.peaks ? p : null"),
+                  what="the element with its peaks")
+        n = driver.execute_script("return document.getElementById('p').peaks.length")
+        w = driver.execute_script("return document.getElementById('p').canvas.width")
+        assert n == w, (n, w)
+        driver.execute_script("document.getElementById('p').focus()")
+        ActionChains(driver).send_keys(" ").perform()  # space plays
+        wait(lambda: driver.execute_script("return document.getElementById('p').currentTime") > 1.0, what="playback")
+        canvas = driver.execute_script("return document.getElementById('p').shadowRoot.querySelector('canvas')")
+        cw = canvas.size["width"]
+        ActionChains(driver).move_to_element_with_offset(canvas, int(cw * 0.25), 0).click().perform()  # 75 %
+        t = driver.execute_script("return document.getElementById('p').currentTime")
+        assert abs(t - 45) < 1.5, t
+        ActionChains(driver).send_keys("+").perform()
+        assert driver.execute_script("return document.getElementById('p').audio.playbackRate") == 1.25
+        shot("22-crm-player")
+        logs = [l for l in driver.get_log("browser") if "Content Security Policy" in l.get("message", "")]
+        assert not logs, logs
+    finally:
+        httpd.shutdown()
+
+
 @check("pt-BR and English both render")
 def _():
     driver.get(BASE + f"/?from={DAY}&to={DAY}")
@@ -457,12 +721,16 @@ def _():
     tid("locale-switch").click()
     wait(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "pt-BR", what="pt-BR")
     assert tid("nav-search").text == "Buscar" and tid("search-submit").text == "Buscar"
-    wait(lambda: len(rows()) == 4, what="rows")
+    wait(lambda: len(rows()) == len(DAY_ALL), what="rows")
     assert "24/11/2026" in tid("result-row", many=True)[0].text, tid("result-row", many=True)[0].text
     shot("09-search-pt-BR")
     driver.get(BASE + "/r/" + A_LONG)
     assert "Velocidade" in driver.page_source
     shot("10-player-pt-BR")
+    driver.get(BASE + "/console/retention")
+    assert tid("nav-retention").text == "Retenção" and "Padrão" in tid("retention-default").text
+    driver.get(BASE + "/console/quarantine")
+    assert "Arquivos em quarentena" in driver.page_source
     tid("locale-switch").click()
     wait(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en", what="en")
     st, _, body = http("GET", "/login", {"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.8"})
@@ -528,6 +796,55 @@ def _():
     far = jwt({"sub": "crm-user-7", "exp": int(time.time()) + 3600, "role": "viewer", "company": "acme", "jti": "sso-far"})
     st, _, _ = http("GET", f"/console/sso?token={far}")
     assert st == 401, st
+
+
+def tab_to(testid, limit=60):
+    """Presses Tab until the element with `testid` has the focus."""
+    for _ in range(limit):
+        if driver.execute_script("const e = document.activeElement; return e && e.getAttribute('data-testid')") == testid:
+            return
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached {testid}")
+
+
+@check("keyboard only: sign in, search, open a call, play, hold, go to exports")
+def _():
+    driver.delete_all_cookies()
+    driver.get(BASE + "/login")
+    ActionChains(driver).send_keys("comp1").send_keys(Keys.TAB).send_keys("correct horse battery").send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("nav-search", many=True), what="the search page")
+    tab_to("search-from")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(DAY).send_keys(Keys.TAB)\
+        .key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(DAY).send_keys(Keys.ENTER).perform()
+    wait(lambda: f"from={DAY}" in driver.current_url and rows() == DAY_ALL, what="the day's rows")
+    for _ in range(60):
+        if driver.execute_script("const e = document.activeElement; return e.tagName === 'A' && !!e.closest('[data-testid=result-row]')"):
+            break
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("player-audio", many=True) and audio("readyState") >= 1, what="the player")
+    assert A_EARLY in driver.current_url, driver.current_url
+    ActionChains(driver).send_keys(" ").perform()
+    wait(lambda: audio("currentTime") > 0.5, what="playback by the space key")
+    ActionChains(driver).send_keys(" ").perform()
+    wait(lambda: audio("paused"), what="paused by the space key")
+    t = audio("currentTime")
+    ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+    wait(lambda: audio("currentTime") > t + 3 or audio("currentTime") >= audio("duration") - 0.1, what="5 s on")
+    tab_to("hold-reason")
+    ActionChains(driver).send_keys("keyboard review").send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("hold-badge").is_displayed(), what="the hold badge")
+    st, _, _ = http("DELETE", f"/recordings/{A_EARLY}/hold", {"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert st == 200, st
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    tab_to("nav-exports")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait(lambda: tid("export-submit", many=True), what="the exports page")
+    # The focused element is visibly outlined.
+    tab_to("export-from")
+    outline = driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", outline
+    shot("23-keyboard-focus")
 
 
 @check("strict CSP on every page, no inline script")

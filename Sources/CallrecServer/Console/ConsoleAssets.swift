@@ -54,11 +54,58 @@ dl { display:grid; grid-template-columns:auto 1fr; gap:.2rem .8rem; margin:0; } 
 form.hold { display:flex; gap:.6rem; align-items:end; margin-bottom:1rem; }
 .job { display:flex; gap:1rem; align-items:center; } progress { width:20rem; height:1rem; }
 [hidden] { display:none !important; }
+label.check { flex-direction:row; align-items:center; gap:.35rem; font-size:.9rem; color:var(--fg); padding-bottom:.35rem; }
+tr.new { background:#fff7d6; }
+button.secondary { background:#fff; color:var(--accent); }
+button.danger { background:var(--held); border-color:var(--held); }
+.warning { background:#fdecea; border:1px solid #f3c2bd; padding:.6rem .8rem; border-radius:4px; max-width:60rem; }
+.result { font-weight:600; }
+form.inline-form { display:flex; gap:.4rem; align-items:center; }
+td.reason { white-space:normal; max-width:36rem; }
+.live { margin-top:1.25rem; } .live h2 { margin:.25rem 0 .5rem; }
+"""#
+
+    /// Draws reduced peaks (audiowaveform v2, any number of channels: one lane each, labelled when
+    /// more than one) with silence shaded and the played part darker. Shared by the console's
+    /// player and `/player.js`.
+    static let drawPeaksJS = #"""
+function drawPeaks(ctx, w, h, peaks, silence, dur, played, labels) {
+  ctx.clearRect(0, 0, w, h);
+  ctx.fillStyle = '#eceff4';
+  if (dur > 0) for (const [a, b] of silence) ctx.fillRect(a / 1000 / dur * w, 0, Math.max(1, (b - a) / 1000 / dur * w), h);
+  if (peaks && peaks.length > 0) {
+    const data = peaks.data, n = peaks.length, ch = peaks.channels || 1, scale = peaks.bits === 16 ? 32768 : 128;
+    const lane = h / ch, px = dur > 0 ? played / dur * w : 0;
+    for (let c = 0; c < ch; c++) {
+      const mid = lane * c + lane / 2;
+      for (let x = 0; x < w; x++) {
+        const i0 = Math.floor(x / w * n), i1 = Math.max(i0 + 1, Math.floor((x + 1) / w * n));
+        let lo = 0, hi = 0;
+        for (let i = i0; i < i1 && i < n; i++) {
+          const k = (i * ch + c) * 2;
+          if (data[k] < lo) lo = data[k];
+          if (data[k + 1] > hi) hi = data[k + 1];
+        }
+        ctx.fillStyle = x < px ? '#1f5fbf' : '#8fa6c8';
+        const y0 = mid - hi / scale * lane / 2, y1 = mid - lo / scale * lane / 2;
+        ctx.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+      }
+      if (ch > 1) {
+        if (c > 0) { ctx.fillStyle = '#d9dee6'; ctx.fillRect(0, lane * c, w, 1); }
+        ctx.fillStyle = '#1d2430';
+        ctx.font = '600 12px system-ui, sans-serif';
+        ctx.fillText((labels && labels[c]) || String(c), 6, lane * c + 14);
+      }
+    }
+  }
+  if (dur > 0) { ctx.fillStyle = '#b3261e'; ctx.fillRect(played / dur * w, 0, 2, h); }
+}
 """#
 
     static let js = #"""
 // callrec console: plain ES module, no dependencies. Pages are rendered by the server; this adds
-// the result list, the player and the export progress.
+// the result list (live), the calls being recorded, the player and the export progress.
+\#(drawPeaksJS)
 const body = document.body;
 const lang = body.dataset.lang || 'en';
 const zone = body.dataset.tz || 'UTC';
@@ -108,7 +155,51 @@ function initSearch(table) {
   if (d.agent) params.set('agent', d.agent);
   if (d.lead) params.set('lead_number', d.lead);
   if (d.company) params.set('company', d.company);
+  if (d.minDuration) params.set('min_duration_ms', String(Number(d.minDuration) * 1000));
+  if (d.held) params.set('held', 'true');
   params.set('limit', d.limit || '50');
+  const dayFmt = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' });
+
+  /** Whether a recording the server announced belongs in this list (the same filters as the API's). */
+  function matches(r) {
+    const day = dayFmt.format(new Date(r.started_at));
+    if (d.from && day < d.from) return false;
+    if (d.to && day > d.to) return false;
+    if (d.agent && r.agent !== d.agent) return false;
+    if (d.lead && r.lead_number !== d.lead) return false;
+    if (d.company && r.company !== d.company) return false;
+    if (d.minDuration && r.duration_ms < Number(d.minDuration) * 1000) return false;
+    if (d.held && !r.legal_hold) return false;
+    return true;
+  }
+  const key = (r) => [Date.parse(r.started_at), r.uniqueid];
+  const before = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  const shown = new Map();
+
+  /** A recording added or changed elsewhere: its row replaced, or inserted in start order. */
+  function announce(r) {
+    const old = shown.get(r.uniqueid);
+    if (old) {
+      const fresh = row(r);
+      if (matches(r)) { old.tr.replaceWith(fresh); shown.set(r.uniqueid, { tr: fresh, key: key(r) }); }
+      else { old.tr.remove(); shown.delete(r.uniqueid); }
+      return;
+    }
+    if (!matches(r) || table.dataset.state !== 'done') return;
+    const k = key(r);
+    const rows = [...shown.values()];
+    // Past the last row shown while more pages wait: "Load more" will bring it.
+    if (cursor && rows.length && !before(k, rows[rows.length - 1].key)) return;
+    const tr = row(r);
+    tr.classList.add('new');
+    const next = rows.find(x => before(k, x.key));
+    if (next) tbody.insertBefore(tr, next.tr); else tbody.appendChild(tr);
+    const entries = [...shown.entries(), [r.uniqueid, { tr, key: k }]].sort((a, b) => before(a[1].key, b[1].key) ? -1 : 1);
+    shown.clear();
+    for (const [id, v] of entries) shown.set(id, v);
+    status.textContent = '';
+  }
+  table.announce = announce;
 
   async function load() {
     status.textContent = d.tLoading;
@@ -118,7 +209,12 @@ function initSearch(table) {
     if (cursor) q.set('cursor', cursor);
     try {
       const page = await api('/console/api/recordings?' + q);
-      for (const r of page.items) tbody.appendChild(row(r));
+      for (const r of page.items) {
+        if (shown.has(r.uniqueid)) continue;  // announced live already
+        const tr = row(r);
+        tbody.appendChild(tr);
+        shown.set(r.uniqueid, { tr, key: key(r) });
+      }
       cursor = page.next_cursor;
       more.hidden = !cursor;
       status.textContent = tbody.rows.length ? '' : d.tNone;
@@ -149,6 +245,37 @@ function initSearch(table) {
   load();
 }
 
+// ---- live: new recordings and the calls being recorded now (Server-Sent Events) -------------
+
+function initLive(section, results) {
+  const tbody = section.querySelector('tbody'), status = document.getElementById('live-status');
+  let calls = [], at = Date.now();
+  function render() {
+    tbody.replaceChildren();
+    const grown = Date.now() - at;
+    for (const c of calls) {
+      const tr = el('tr', { 'data-testid': 'live-row', 'data-uniqueid': c.uniqueid });
+      tr.appendChild(el('td', {}, timeFmt.format(new Date(c.started_at))));
+      // Between events the duration goes on growing here (the server says at most once a second).
+      tr.appendChild(el('td', { class: 'num', 'data-testid': 'live-duration' }, clock((c.duration_ms + grown) / 1000)));
+      tr.appendChild(el('td', {}, c.agent || '—'));
+      tr.appendChild(el('td', {}, c.lead_number || '—'));
+      tr.appendChild(el('td', {}, c.company || '—'));
+      tbody.appendChild(tr);
+    }
+    section.querySelector('table').hidden = calls.length === 0;
+    status.hidden = calls.length > 0;
+  }
+  const source = new EventSource('/console/api/events');
+  source.addEventListener('calls', (ev) => { calls = JSON.parse(ev.data).calls; at = Date.now(); render(); });
+  source.addEventListener('recording', (ev) => { if (results && results.announce) results.announce(JSON.parse(ev.data)); });
+  source.addEventListener('open', () => { section.dataset.connected = '1'; });
+  source.addEventListener('error', () => { section.dataset.connected = ''; });
+  setInterval(() => { if (calls.length) render(); }, 1000);
+  window.addEventListener('pagehide', () => source.close());
+  render();
+}
+
 // ---- player --------------------------------------------------------------------------------
 
 function initPlayer(section) {
@@ -172,36 +299,29 @@ function initPlayer(section) {
 
   function duration() { return isFinite(audio.duration) && audio.duration > 0 ? audio.duration : total; }
 
+  let labels = JSON.parse(d.laneLabels || '[]');
   function draw() {
-    const w = canvas.width, h = canvas.height, ctx = canvas.getContext('2d');
-    ctx.clearRect(0, 0, w, h);
-    const dur = duration();
-    ctx.fillStyle = '#eceff4';
-    for (const [a, b] of silence) ctx.fillRect(a / 1000 / dur * w, 0, (b - a) / 1000 / dur * w, h);
-    if (peaks) {
-      const data = peaks.data, n = peaks.length, ch = peaks.channels || 1, scale = peaks.bits === 16 ? 32768 : 128;
-      const played = audio.currentTime / dur * w;
-      for (let x = 0; x < w; x++) {
-        const i0 = Math.floor(x / w * n), i1 = Math.max(i0 + 1, Math.floor((x + 1) / w * n));
-        let lo = 0, hi = 0;
-        for (let i = i0; i < i1 && i < n; i++) {
-          for (let c = 0; c < ch; c++) {
-            const k = (i * ch + c) * 2;
-            lo = Math.min(lo, data[k]); hi = Math.max(hi, data[k + 1]);
-          }
-        }
-        ctx.fillStyle = x < played ? '#1f5fbf' : '#8fa6c8';
-        const y0 = h / 2 - hi / scale * h / 2, y1 = h / 2 - lo / scale * h / 2;
-        ctx.fillRect(x, y0, 1, Math.max(1, y1 - y0));
-      }
-    }
-    const px = audio.currentTime / dur * w;
-    ctx.fillStyle = '#b3261e';
-    ctx.fillRect(px, 0, 2, h);
-    clockEl.textContent = clock(audio.currentTime) + ' / ' + clock(dur);
+    drawPeaks(canvas.getContext('2d'), canvas.width, canvas.height, peaks, silence, duration(), audio.currentTime, labels);
+    if (peaks) { canvas.dataset.lanes = String(peaks.channels || 1); canvas.dataset.labels = (peaks.channels > 1 ? labels : []).join(','); }
+    clockEl.textContent = clock(audio.currentTime) + ' / ' + clock(duration());
   }
 
-  fetch(d.peaks, { credentials: 'same-origin' }).then(r => r.ok ? r.json() : null).then(p => { peaks = p; draw(); }).catch(() => {});
+  // Peaks already reduced to the canvas's width by the server: one small answer for any length.
+  fetch(d.peaks + '&pixels=' + canvas.width, { credentials: 'same-origin' }).then(r => r.ok ? r.json() : null).then(p => {
+    peaks = p;
+    draw();
+    // Two channels: one lane each, named by the speakers' roles when the recording knows them.
+    if (p && p.channels > 1 && d.json) {
+      api(d.json).then(rec => {
+        if (Array.isArray(rec.speakers)) {
+          const byChannel = {};
+          for (const s of rec.speakers) byChannel[s.channel] = d['t' + s.role.charAt(0).toUpperCase() + s.role.slice(1)] || s.role;
+          labels = labels.map((l, i) => byChannel[i] || l);
+          draw();
+        }
+      }).catch(() => {});
+    }
+  }).catch(() => {});
 
   function seekTo(ev) {
     const rect = canvas.getBoundingClientRect();
@@ -271,8 +391,27 @@ function initExport(form) {
 
 const results = document.getElementById('results');
 if (results) initSearch(results);
+const live = document.getElementById('live');
+if (live) initLive(live, results);
 const player = document.getElementById('player');
 if (player) initPlayer(player);
+const quarantine = document.getElementById('quarantine');
+if (quarantine) {
+  const status = document.getElementById('quarantine-status');
+  for (const b of quarantine.querySelectorAll('[data-testid=quarantine-retry]')) {
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      try {
+        const r = await api('/console/api/quarantine/' + b.dataset.id + '/retry', { method: 'POST' });
+        status.textContent = r.spool_path;
+        b.closest('tr').remove();
+      } catch (e) {
+        status.textContent = e.message;
+        b.disabled = false;
+      }
+    });
+  }
+}
 const exportForm = document.getElementById('export');
 if (exportForm) initExport(exportForm);
 """#

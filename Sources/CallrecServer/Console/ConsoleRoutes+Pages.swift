@@ -17,6 +17,8 @@ extension ConsoleRoutes {
         let from = v("from").isEmpty ? today : v("from")
         let to = v("to").isEmpty ? from : v("to")
         let unscoped = user.scope.company == nil
+        let minDuration = Int(v("min_duration")).map { String(min(max($0, 0), 86400)) } ?? ""
+        let held = !v("held").isEmpty
         let companyField =
             unscoped
             ? "<label>\(p.t("company")) <input data-testid=\"search-company\" name=\"company\" value=\"\(esc(v("company")))\" placeholder=\"\(p.t("any"))\" size=\"10\"></label>"
@@ -29,17 +31,25 @@ extension ConsoleRoutes {
             <label>\(p.t("agent")) <input data-testid="search-agent" name="agent" value="\(esc(v("agent")))" size="8"></label>
             <label>\(p.t("lead")) <input data-testid="search-lead" name="lead" value="\(esc(v("lead")))" size="14"></label>
             \(companyField)
+            <label>\(p.t("min_duration")) <input data-testid="search-min-duration" name="min_duration" type="number" min="0" max="86400" step="1" value="\(esc(minDuration))" size="5"></label>
+            <label class="check"><input data-testid="search-held" type="checkbox" name="held" value="1"\(held ? " checked" : "")> \(p.t("held_only"))</label>
             <button data-testid="search-submit" type="submit">\(p.t("search"))</button>
             <span class="quick"><a href="/?from=\(today)&amp;to=\(today)">\(p.t("today"))</a>
             <a href="/?from=\(yesterday)&amp;to=\(yesterday)">\(p.t("yesterday"))</a>
             <a href="/?from=\(weekAgo)&amp;to=\(today)">\(p.t("last7"))</a></span>
             </form>
-            <table class="results" id="results" data-from="\(esc(from))" data-to="\(esc(to))" data-agent="\(esc(v("agent")))" data-lead="\(esc(v("lead")))" data-company="\(esc(v("company")))" data-limit="\(Int(v("limit")).map { min(max($0, 1), 500) } ?? 50)"
+            <table class="results" id="results" data-from="\(esc(from))" data-to="\(esc(to))" data-agent="\(esc(v("agent")))" data-lead="\(esc(v("lead")))" data-company="\(esc(v("company")))" data-min-duration="\(esc(minDuration))" data-held="\(held ? "1" : "")" data-unscoped="\(unscoped ? "1" : "")" data-limit="\(Int(v("limit")).map { min(max($0, 1), 500) } ?? 50)"
              data-t-held="\(p.t("held"))" data-t-none="\(p.t("no_results"))" data-t-loading="\(p.t("loading"))">
             <thead><tr><th>\(p.t("start"))</th><th>\(p.t("duration"))</th><th>\(p.t("agent"))</th><th>\(p.t("lead"))</th><th>\(p.t("company"))</th><th>\(p.t("talk"))</th><th>\(p.t("hold"))</th></tr></thead>
             <tbody></tbody></table>
             <p class="status" id="results-status" role="status"></p>
             <button data-testid="load-more" id="load-more" type="button" hidden>\(p.t("load_more"))</button>
+            <section class="live" id="live" data-testid="live-calls" aria-live="polite" data-t-none="\(p.t("live_none"))">
+            <h2>\(p.t("live_title"))</h2>
+            <table class="live-calls"><thead><tr><th>\(p.t("start"))</th><th>\(p.t("duration"))</th><th>\(p.t("agent"))</th><th>\(p.t("lead"))</th><th>\(p.t("company"))</th></tr></thead>
+            <tbody></tbody></table>
+            <p class="status" id="live-status">\(p.t("live_none"))</p>
+            </section>
             """
         return p.response(p.lang.t("search"), body, active: "search")
     }
@@ -68,6 +78,7 @@ extension ConsoleRoutes {
         // the URLs' issue is audited under the user's name instead.
         service.recordRead(user, "audio.url", id, detail: "console", client: context.client)
         let silence = json.silence.segments.map { "[\($0.first ?? 0),\($0.last ?? 0)]" }.joined(separator: ",")
+        let laneLabels = "[\"\(p.lang.t("left"))\",\"\(p.lang.t("right"))\"]"
         let start = request.uri.queryParameters["t"].flatMap { Double($0) }.map { max(0, $0) } ?? 0
         let canComply = context.console?.role == .compliance || context.console?.role == .admin
         let heldText = row.legalHold ? String(format: p.lang.t("held_by"), row.holdBy ?? "?", row.holdReason ?? "") : ""
@@ -106,7 +117,8 @@ extension ConsoleRoutes {
             <h1>\(p.t("recording")) <code>\(esc(id))</code></h1>
             \(holdHTML)
             <section id="player" class="player" data-opus="\(esc(opus))" data-wav="\(esc(wav))" data-peaks="\(esc(peaks))"
-             data-duration-ms="\(row.durationMs)" data-silence="[\(silence)]" data-start="\(start)">
+             data-duration-ms="\(row.durationMs)" data-silence="[\(silence)]" data-start="\(start)"
+             data-json="/console/api/recordings/\(esc(id))" data-lane-labels="\(esc(laneLabels))" data-t-agent="\(p.t("role_agent"))" data-t-customer="\(p.t("role_customer"))">
             <audio data-testid="player-audio" controls preload="metadata"></audio>
             <canvas data-testid="waveform" id="waveform" width="1200" height="120" tabindex="0" aria-label="waveform"></canvas>
             <div class="controls"><label>\(p.t("speed"))

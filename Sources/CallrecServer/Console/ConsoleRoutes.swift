@@ -17,6 +17,10 @@ struct ConsoleRoutes: Sendable {
     let sessions: ConsoleSessions
     let throttle: SignInThrottle
     let zone: TimeZone
+    let live: LiveRoutes
+    let quarantine: QuarantineRoutes
+    /// `CALLREC_RETENTION_DAYS`, shown on the retention page.
+    let retentionDays: Int
 
     static let comply: Set<Role> = [.compliance, .admin]
 
@@ -25,6 +29,7 @@ struct ConsoleRoutes: Sendable {
         router.post("/login", use: login)
         router.get("/console/sso", use: sso)
         router.get("/console/assets/:file", use: asset)
+        PlayerAsset.register(on: router)
 
         let pages = router.group().add(middleware: ConsoleGuard(sessions, .page))
         pages.get("/", use: searchPage)
@@ -38,10 +43,14 @@ struct ConsoleRoutes: Sendable {
 
         let api = router.group("/console/api").add(middleware: ConsoleGuard(sessions, .api))
         api.get("/recordings", use: recordings.list)
+        api.get("/recordings/:id", use: recordingJSON)
+        api.get("/calls/live", use: live.calls)
+        api.get("/events", use: events)
         let complyAPI = router.group("/console/api").add(middleware: ConsoleGuard(sessions, .api, roles: Self.comply))
         complyAPI.post("/exports", use: exports.create)
         complyAPI.get("/exports/:id", use: exports.status)
         complyAPI.get("/exports/:id/download", use: exports.download)
+        registerCompliancePages(on: router)
     }
 
     func page(_ request: Request, _ context: CallrecContext) -> ConsolePage {
@@ -135,10 +144,29 @@ struct ConsoleRoutes: Sendable {
         return r
     }
 
+    static func streamKey(_ user: ConsoleUser) -> String { "session:" + user.idHash }
+
+    /// The console's event stream: the API's, for the session, closed when it is signed out.
+    @Sendable func events(_ request: Request, context: CallrecContext) async throws -> Response {
+        guard let user = context.console else { throw APIError(.unauthorized, "unauthorized", "sign in to the console first") }
+        guard case .token(let claims) = user.principal else { throw APIError(.unauthorized, "unauthorized", "sign in first") }
+        let sessions = self.sessions
+        return try live.stream(request, principal: user.principal, key: Self.streamKey(user), expires: claims.exp.value) { await sessions.holds(user) }
+    }
+
+    /// One recording's JSON (the player reads its speakers' roles to label a stereo waveform).
+    @Sendable func recordingJSON(_ request: Request, context: CallrecContext) async throws -> Response {
+        let id = try RecordingRoutes.uniqueid(context.pathParameter("id"))
+        return try JSONResponse.make(RecordingJSON(try await service.find(id, for: try context.who)))
+    }
+
     static func validLength(_ name: String) -> Bool { (1...64).contains(name.count) }
 
     @Sendable func logout(_ request: Request, context: CallrecContext) async throws -> Response {
-        if let user = context.console { try await sessions.end(user) }
+        if let user = context.console {
+            try await sessions.end(user)
+            live.hub.end(key: Self.streamKey(user))
+        }
         var r = Response.redirect(to: "/login", type: .normal)
         r.headers[.setCookie] = sessions.cookie("", secure: sessions.isSecure(request, client: context.client), maxAge: 0)
         return r

@@ -64,6 +64,9 @@ struct ConsolePage {
                 "<a data-testid=\"nav-\(id)\" href=\"\(href)\"\(active == id ? " aria-current=\"page\"" : "")>\(t(key))</a>"
             }
             nav = "<nav>" + link("search", "/", "search") + (canComply ? link("exports", "/exports", "exports") + link("audit", "/audit", "audit") : "")
+                + link("retention", "/console/retention", "retention")
+                + (canComply && user.company == nil ? link("quarantine", "/console/quarantine", "quarantine") : "")
+                + (user.role == .admin ? link("erasure", "/console/erasure", "erasure") : "")
                 + "</nav>"
             nav += """
                 <div class="who"><span class="tz" title="\(t("timezone"))">\(t("timezone")): \(esc(zone.identifier))</span>

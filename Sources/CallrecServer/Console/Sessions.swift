@@ -93,6 +93,18 @@ struct ConsoleSessions: Sendable {
 
     func end(_ user: ConsoleUser) async throws { try await catalog.deleteSession(user.idHash) }
 
+    /// Whether a session still holds (not signed out, expired, or its account disabled), without
+    /// counting as activity: an open event stream does not keep a session alive.
+    func holds(_ user: ConsoleUser) async -> Bool {
+        guard let found = try? await catalog.session(user.idHash) else { return false }
+        let (s, account) = found
+        let t = now()
+        if t.timeIntervalSince(Date(timeIntervalSince1970: TimeInterval(s.lastSeenAt))) > idle { return false }
+        if t.timeIntervalSince(Date(timeIntervalSince1970: TimeInterval(s.createdAt))) > absolute { return false }
+        if s.userName != nil, account == nil || account!.isDisabled { return false }
+        return true
+    }
+
     /// Whether the request came over HTTPS: only a trusted proxy's `X-Forwarded-Proto` says so
     /// (callrec itself speaks plain HTTP).
     func isSecure(_ request: Request, client: String?) -> Bool {
