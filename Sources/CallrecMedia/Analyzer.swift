@@ -140,6 +140,6 @@ struct Analyzer {
 
     static func round(_ v: Double, _ places: Int) -> Double {
         let f = pow(10, Double(places))
-        return (v * f).rounded() / f
+        return (v * f).rounded() / f + 0  // + 0 turns −0 (a level a hair under full scale) into 0
     }
 }

@@ -9,7 +9,19 @@ public struct MediaReport: Codable, Sendable, Equatable {
         public var sha256: String
         /// True when the WAV header's sizes were wrong (an unclosed recording) and were recovered.
         public var recoveredHeader: Bool
-        enum CodingKeys: String, CodingKey { case format, bytes, sha256, recoveredHeader = "recovered_header" }
+        /// The decoder's length and the file's declared length disagreed (null when they agree).
+        public var lengthDisagreement: SampleCountDisagreement?
+        enum CodingKeys: String, CodingKey {
+            case format, bytes, sha256, recoveredHeader = "recovered_header", lengthDisagreement = "length_disagreement"
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(format, forKey: .format)
+            try c.encode(bytes, forKey: .bytes)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(recoveredHeader, forKey: .recoveredHeader)
+            try c.encode(lengthDisagreement, forKey: .lengthDisagreement)  // null, not absent
+        }
     }
     /// The stored audio: `opus` in the contract's JSON, here and in the catalog's.
     public struct Opus: Codable, Sendable, Equatable {
@@ -46,7 +58,8 @@ public struct MediaReport: Codable, Sendable, Equatable {
         sampleRate = r.measurements.sampleRate
         channels = r.measurements.channels
         durationMs = r.measurements.durationMs
-        source = Source(format: r.source.format.name, bytes: r.source.bytes, sha256: r.sourceSHA256, recoveredHeader: r.source.recoveredHeader)
+        source = Source(format: r.source.format.name, bytes: r.source.bytes, sha256: r.sourceSHA256, recoveredHeader: r.source.recoveredHeader,
+            lengthDisagreement: r.source.lengthDisagreement)
         opus = Opus(bytes: r.opus.bytes, bitrate: r.bitrate, sha256: r.opus.sha256)
         silence = r.measurements.silence
         levels = r.measurements.levels
