@@ -125,6 +125,8 @@ public final class Ingestor: Sendable {
             var tags = RecordingTags(uniqueid: id, startedAt: startedAt, company: meta.company, agent: meta.agent, leadNumber: meta.leadNumber)
             tags.startedAt = startedAt
 
+            var transcoder = self.transcoder
+            if let channels = parsed.channels { transcoder.rawChannels = channels }  // the pattern's {channels}
             let result: TranscodeResult
             let relativeOut: String
             if let row = existing {

@@ -55,14 +55,16 @@ final class SourceReader {
     /// read, from offset 0): so what is decoded is exactly the file the caller examined and hashed,
     /// whatever has happened to its path since. `name` gives the format (its extension) and
     /// names the file in errors.
-    convenience init(descriptor: Int32, name: String) throws {
+    /// `rawChannels`: how many interleaved channels a `.raw` file holds (MixMonitor's `D` option
+    /// writes 2; a `.raw` file does not say so itself). Other formats ignore it.
+    convenience init(descriptor: Int32, name: String, rawChannels: Int = 1) throws {
         let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard fd >= 0 else { throw MediaError.posix("cannot duplicate the descriptor of", name) }
-        try self.init(owning: fd, name: name)
+        try self.init(owning: fd, name: name, rawChannels: rawChannels)
     }
 
     /// Takes ownership of `fd` (closed on failure and at deinit).
-    private init(owning fd: Int32, name path: String) throws {
+    private init(owning fd: Int32, name path: String, rawChannels: Int = 1) throws {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let e = MediaError.posix("cannot read", path)
@@ -113,6 +115,7 @@ final class SourceReader {
                     sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_ALAW)
                 case .rawLinear(let rate):
                     sfinfo.samplerate = Int32(rate)
+                    if path.lowercased().hasSuffix(".raw") { sfinfo.channels = Int32(rawChannels) }
                     sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_LITTLE)
                 case .container: break
                 }

@@ -37,11 +37,24 @@ public struct PreviousRecording: Sendable {
 public struct Transcoder: Sendable {
     public var encoder: EncoderOptions
     public var analysis: AnalysisOptions
+    /// How many interleaved channels a `.raw` source holds: 1, or 2 for MixMonitor's `D` option
+    /// (`CALLREC_RAW_CHANNELS`; a spool pattern's `{channels}` overrides it per file).
+    public var rawChannels: Int
     static let blockFrames = 8192
 
-    public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions()) {
+    public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1) {
         self.encoder = encoder
         self.analysis = analysis
+        self.rawChannels = rawChannels
+    }
+
+    /// `CALLREC_RAW_CHANNELS` (1 or 2, default 1).
+    public static func rawChannels(fromEnvironment env: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        guard let s = env["CALLREC_RAW_CHANNELS"], !s.isEmpty else { return 1 }
+        guard let v = Int(s), v == 1 || v == 2 else {
+            throw MediaError(.unsupported, "CALLREC_RAW_CHANNELS must be 1 or 2, not '\(s)'")
+        }
+        return v
     }
 
     /// The Opus rate the encoder runs at for a source rate: the source's own when Opus takes it,
@@ -72,7 +85,7 @@ public struct Transcoder: Sendable {
         descriptor: Int32, name input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil,
         sourceSHA256: String? = nil
     ) throws -> TranscodeResult {
-        let source = try SourceReader(descriptor: descriptor, name: input)
+        let source = try SourceReader(descriptor: descriptor, name: input, rawChannels: rawChannels)
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
         var reader: any PCMReader = source
@@ -111,6 +124,10 @@ public struct Transcoder: Sendable {
         if let a = tags.agent { tagList.append(("AGENT", a)) }
         if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
         tagList.append(("SOURCE_FORMAT", info.format.name))
+        // CALLREC_OPUS_BITRATE is per channel: a two-speaker call gets twice the bits, so each side
+        // is coded as well as a mono call would be.
+        var encoder = self.encoder
+        encoder.bitrate *= info.channels
         tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
 
         let writer = try OggOpusWriter(

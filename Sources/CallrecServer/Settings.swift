@@ -13,6 +13,8 @@ public struct Settings: Sendable {
     public var timeZone: TimeZone
     public var encoder: EncoderOptions
     public var spoolPattern: String?
+    /// `CALLREC_RAW_CHANNELS` (1 or 2, default 1): whether the spool's `.raw` files are MixMonitor `D` stereo.
+    public var rawChannels: Int
     public var watcher: WatcherOptions
     /// `CALLREC_RETENTION_DAYS` (default 90).
     public var retentionDays: Int
@@ -39,6 +41,7 @@ public struct Settings: Sendable {
         timeZone = zone
         do { encoder = try EncoderOptions.fromEnvironment(env) } catch { throw SettingsError("\(error)") }
         spoolPattern = value("CALLREC_SPOOL_PATTERN")
+        do { rawChannels = try Transcoder.rawChannels(fromEnvironment: env) } catch { throw SettingsError("\(error)") }
         watcher = WatcherOptions()
         if let ms = try number("CALLREC_SETTLE_MS", 0...3_600_000) { watcher.settle = ms / 1000 }
         if let s = try number("CALLREC_SCAN_AGE", 0...86400) { watcher.scanAge = s }
