@@ -31,12 +31,18 @@ struct Analyzer {
     private var runStart: Int?  // first frame of the current run of silent windows
     private var segments: [[Int]] = []
 
-    // Waveform: min/max of the mono mix per pixel.
+    // Waveform: min/max per pixel of the mono mix (one channel) or of each channel (two: the
+    // layout of audiowaveform's --split-channels).
     private let samplesPerPixel: Int
     private var pixelCount = 0
     private var pixelMin = Int.max
     private var pixelMax = Int.min
+    private var pixelMin1 = Int.max
+    private var pixelMax1 = Int.min
     private var peaks: [Int8] = []
+
+    // Two channels: who talks when.
+    private var speakers: SpeakerTracker?
 
     init(sampleRate: Int, channels: Int, options: AnalysisOptions) {
         self.sampleRate = sampleRate
@@ -47,12 +53,14 @@ struct Analyzer {
         let ref = 32768.0 * pow(10, options.silenceThresholdDBFS / 20)
         self.thresholdPower = ref * ref
         self.samplesPerPixel = max(1, options.waveformSamplesPerPixel ?? sampleRate / 50)
+        if channels == 2 { speakers = SpeakerTracker(rate: sampleRate, thresholdPower: thresholdPower, minMs: options.silenceMinMs) }
     }
 
     /// Window k covers frames [⌊k·rate/50⌋, ⌊(k+1)·rate/50⌋): exactly 20 ms on average at any rate.
     static func windowBoundary(_ k: Int, rate: Int) -> Int { k * rate / 50 }
 
     mutating func consume(_ block: UnsafeBufferPointer<Int16>) {
+        if channels == 2 { return consumeStereo(block) }
         let n = block.count / channels
         var i = 0
         for f in 0..<n {
@@ -83,9 +91,51 @@ struct Analyzer {
         frames += n
     }
 
+    /// Two channels: the mono mix for the contract's silence and levels, each channel alone for
+    /// the speakers and the waveform.
+    private mutating func consumeStereo(_ block: UnsafeBufferPointer<Int16>) {
+        let n = block.count / 2
+        var tracker = speakers!
+        speakers = nil  // tracked in a local, so its arrays are mutated in place
+        defer { speakers = tracker }
+        for f in 0..<n {
+            let l = Int32(block[2 * f]), r = Int32(block[2 * f + 1])
+            let frame = frames + f
+            let al = abs(l), ar = abs(r)
+            if al > peak { peak = al }
+            if ar > peak { peak = ar }
+            if al >= 32767 { clipped += 1 }
+            if ar >= 32767 { clipped += 1 }
+            sumSquares += Double(l * l) + Double(r * r)
+            tracker.sample(0, l, frame: frame)
+            tracker.sample(1, r, frame: frame)
+            let mono = Double(l + r) / 2
+            windowSquares += mono * mono
+
+            if Int(l) < pixelMin { pixelMin = Int(l) }
+            if Int(l) > pixelMax { pixelMax = Int(l) }
+            if Int(r) < pixelMin1 { pixelMin1 = Int(r) }
+            if Int(r) > pixelMax1 { pixelMax1 = Int(r) }
+            pixelCount += 1
+            if pixelCount == samplesPerPixel { flushPixel() }
+
+            if frame + 1 == windowEnd {
+                tracker.closeWindow(start: windowStart, end: frame + 1)
+                closeWindow(end: frame + 1)
+            }
+        }
+        frames += n
+    }
+
     private mutating func flushPixel() {
         peaks.append(Int8(truncatingIfNeeded: pixelMin >> 8))
         peaks.append(Int8(truncatingIfNeeded: pixelMax >> 8))
+        if channels == 2 {
+            peaks.append(Int8(truncatingIfNeeded: pixelMin1 >> 8))
+            peaks.append(Int8(truncatingIfNeeded: pixelMax1 >> 8))
+            pixelMin1 = .max
+            pixelMax1 = .min
+        }
         pixelCount = 0
         pixelMin = .max
         pixelMax = .min
@@ -115,7 +165,10 @@ struct Analyzer {
 
     /// The measurements of everything consumed, and the waveform peaks.
     mutating func finish() -> (Measurements, Waveform) {
-        if frames > windowStart { closeWindow(end: frames) }  // the last, shorter window
+        if frames > windowStart {  // the last, shorter window
+            speakers?.closeWindow(start: windowStart, end: frames)
+            closeWindow(end: frames)
+        }
         closeRun(end: frames)
         if pixelCount > 0 { flushPixel() }
 
@@ -133,8 +186,11 @@ struct Analyzer {
             peakDBFS: peak > 0 ? Self.round(20 * log10(Double(peak) / 32768), 2) : nil,
             rmsDBFS: sumSquares > 0 ? Self.round(10 * log10(sumSquares / count / (32768.0 * 32768.0)), 2) : nil,
             clippedSamples: clipped)
-        let m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
-        let w = Waveform(sampleRate: sampleRate, samplesPerPixel: samplesPerPixel, length: peaks.count / 2, data: peaks)
+        var m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
+        m.speakers = speakers?.finish(frames: frames)
+        let w = Waveform(
+            channels: channels == 2 ? 2 : 1, sampleRate: sampleRate, samplesPerPixel: samplesPerPixel,
+            length: peaks.count / (channels == 2 ? 4 : 2), data: peaks)
         return (m, w)
     }
 

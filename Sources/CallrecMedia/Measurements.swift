@@ -61,6 +61,9 @@ public struct Measurements: Codable, Sendable, Equatable {
     public var channels: Int
     public var silence: Silence
     public var levels: Levels
+    /// Two-channel recordings only: who talked when (channel 0 as `agent` until roles are given).
+    /// Not part of this type's own JSON: the report and the catalog carry it.
+    public var speakers: SpeakerAnalysis?
 
     /// round(samples × 1000 / sample_rate)
     public var durationMs: Int { Measurements.milliseconds(samples, rate: sampleRate) }
@@ -104,6 +107,8 @@ public struct Measurements: Codable, Sendable, Equatable {
 
 /// Waveform peaks in BBC audiowaveform's JSON format, version 2, 8-bit: one (min, max) pair per
 /// pixel of `samplesPerPixel` samples of the mono mix, as peaks.js and wavesurfer.js read them.
+/// A two-channel recording has `channels: 2` and, as `audiowaveform --split-channels` writes, per
+/// pixel min0, max0, min1, max1 (channel 0 first); `length` counts pixels.
 public struct Waveform: Codable, Sendable, Equatable {
     public var version = 2
     public var channels = 1

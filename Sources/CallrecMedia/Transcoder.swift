@@ -40,12 +40,19 @@ public struct Transcoder: Sendable {
     /// How many interleaved channels a `.raw` source holds: 1, or 2 for MixMonitor's `D` option
     /// (`CALLREC_RAW_CHANNELS`; a spool pattern's `{channels}` overrides it per file).
     public var rawChannels: Int
+    /// The role of channel 0 of a two-channel recording (`CALLREC_RECORDED_ROLE`); written to the
+    /// OpusTags (`RECORDED_ROLE`) so the figures can be rebuilt from the file alone.
+    public var recordedRole: SpeakerRole
     static let blockFrames = 8192
 
-    public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1) {
+    public init(
+        encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1,
+        recordedRole: SpeakerRole = .agent
+    ) {
         self.encoder = encoder
         self.analysis = analysis
         self.rawChannels = rawChannels
+        self.recordedRole = recordedRole
     }
 
     /// `CALLREC_RAW_CHANNELS` (1 or 2, default 1).
@@ -124,6 +131,7 @@ public struct Transcoder: Sendable {
         if let a = tags.agent { tagList.append(("AGENT", a)) }
         if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
         tagList.append(("SOURCE_FORMAT", info.format.name))
+        if info.channels == 2 { tagList.append(("RECORDED_ROLE", recordedRole.rawValue)) }
         // CALLREC_OPUS_BITRATE is per channel: a two-speaker call gets twice the bits, so each side
         // is coded as well as a mono call would be.
         var encoder = self.encoder
@@ -178,7 +186,8 @@ public struct Transcoder: Sendable {
         try encodeResult.get()
         let sha = try sourceHash.get()
 
-        let (measurements, waveform) = analyzer.finish()
+        var (measurements, waveform) = analyzer.finish()
+        measurements.speakers = measurements.speakers?.withRecordedRole(recordedRole)
         guard measurements.samples > 0 else {
             throw MediaError(.corrupt, "\(input) holds no audio")
         }
@@ -222,7 +231,9 @@ public struct Transcoder: Sendable {
             if n == 0 { break }
             block.withUnsafeBufferPointer { analyzer.consume(UnsafeBufferPointer(rebasing: $0[0..<n * reader.channels])) }
         }
-        let (m, w) = analyzer.finish()
+        var (m, w) = analyzer.finish()
+        let role = info.tags["RECORDED_ROLE"].flatMap(SpeakerRole.init(rawValue:)) ?? recordedRole
+        m.speakers = m.speakers?.withRecordedRole(role)
         return (m, w, info)
     }
 
