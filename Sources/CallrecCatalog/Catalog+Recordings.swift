@@ -147,6 +147,13 @@ public struct ListQuery: Sendable, Equatable {
     public var leadNumber: String?
     public var limit: Int
     public var cursor: String?
+    /// Two-channel filters (a mono recording has none of these figures, so matches none of them).
+    public var minOvertalkMs: Int?
+    public var minDeadAirMs: Int?
+    public var minTalkRatio: Double?
+    public var maxTalkRatio: Double?
+    /// 1 or 2.
+    public var channels: Int?
 
     public init(from: Date? = nil, to: Date? = nil, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, limit: Int = 100, cursor: String? = nil) {
         self.from = from
@@ -218,6 +225,11 @@ extension Catalog {
         if let c = q.company { sql += " AND company = ?"; args.append(c) }
         if let a = q.agent { sql += " AND agent = ?"; args.append(a) }
         if let l = q.leadNumber { sql += " AND lead_number = ?"; args.append(l) }
+        if let v = q.minOvertalkMs { sql += " AND overtalk_ms >= ?"; args.append(v) }
+        if let v = q.minDeadAirMs { sql += " AND dead_air_ms >= ?"; args.append(v) }
+        if let v = q.minTalkRatio { sql += " AND talk_ratio >= ?"; args.append(v) }
+        if let v = q.maxTalkRatio { sql += " AND talk_ratio <= ?"; args.append(v) }
+        if let v = q.channels { sql += " AND channels = ?"; args.append(v) }
         return (sql, args)
     }
 

@@ -39,7 +39,7 @@ public struct Exporter: Sendable {
         }
         let csv = try Spool(path: csvPath)
         let json = try Spool(path: jsonPath)
-        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold\r\n")
+        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,overtalk_ms,dead_air_ms,talk_ratio\r\n")
         let zip = ZipWriter(fd: fd, date: now)
         var audioBytes = 0
         var count = 0
@@ -53,16 +53,23 @@ public struct Exporter: Sendable {
                 let (bytes, sha) = try copy(row, into: zip, buffer: buffer)
                 audioBytes += bytes
                 let started = RecordingTags.iso(row.startedAtDate)
-                let entry: [String: Any] = [
+                var entry: [String: Any] = [
                     "uniqueid": row.uniqueid, "started_at": started, "company": row.company as Any, "agent": row.agent as Any,
                     "lead_number": row.leadNumber as Any, "duration_ms": row.durationMs, "sample_rate": row.sampleRate, "channels": row.channels,
                     "file": row.opusPath, "bytes": bytes, "sha256": sha, "legal_hold": row.legalHold,
                     "source": ["format": row.sourceFormat, "bytes": row.sourceBytes, "sha256": row.sourceSHA256],
                 ]
+                // Two-channel recordings: who talked when, as the recording's JSON has it (null for mono).
+                let speakers: Any = row.speakers.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()
+                entry["speakers"] = speakers
+                entry["overtalk_ms"] = row.overtalkMs.map { $0 as Any } ?? NSNull()
+                entry["dead_air_ms"] = row.deadAirMs.map { $0 as Any } ?? NSNull()
+                entry["talk_ratio"] = row.talkRatio.map { $0 as Any } ?? NSNull()
                 try json.append((count == 0 ? "\n    " : ",\n    ") + String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
-                try csv.append([row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
+                var fields: [String] = [row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
                                 String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false"]
-                    .map(Self.csvField).joined(separator: ",") + "\r\n")
+                fields += [row.overtalkMs.map { String($0) } ?? "", row.deadAirMs.map { String($0) } ?? "", row.talkRatio.map { String($0) } ?? ""]
+                try csv.append(fields.map(Self.csvField).joined(separator: ",") + "\r\n")
                 count += 1
                 progress(count, max(total, count))
             }

@@ -83,6 +83,16 @@ public final class Ingestor: Sendable {
                 return .duplicate(uniqueid: id)
             }
             var existing = try catalog.recording(id)
+            if let leg = parsed.leg, let row = existing {
+                // One r()/t() leg, and the call is already stored (from the mix, the other leg alone,
+                // or a stereo pair without this file): appending a leg would be wrong, dropping it a
+                // loss. It is kept, in quarantine, with the reason.
+                let what = row.loneLeg != nil ? "from its other leg alone (mono), stored when this one had not arrived in time"
+                    : row.channels == 2 ? "in stereo from two other legs" : "from another file (the mix)"
+                return quarantine(
+                    source, name: name,
+                    reason: "the \(leg.rawValue) leg of \(id) arrived after the call was stored \(what); kept here, not appended", sha: sha)
+            }
             if existing == nil, try catalog.tombstone(id) != nil {
                 // Deleted, purged or erased: its audio must not come back. A leftover audio file
                 // (a removal cut short) is removed; the source is kept, in quarantine, never ingested.
@@ -107,19 +117,7 @@ public final class Ingestor: Sendable {
                     return .duplicate(uniqueid: id)
                 }
             }
-            let pathMeta = parsed.metadata
-            var apiMeta = try catalog.metadata(for: id) ?? Metadata()
-            if existing == nil, let pathCompany = pathMeta.company, let registered = apiMeta.company, registered != pathCompany {
-                // The spool path is written by the PBX's dialplan: it is the authority on the company.
-                // Metadata registered for this call under another company is dropped whole (its agent
-                // and lead number were that company's claim) and the conflict is audited.
-                let detail = "registered for company \(registered), filed by the spool under \(pathCompany): the spool path wins"
-                try catalog.audit([AuditEntry(at: now(), actor: "ingest", role: nil, company: pathCompany, action: "metadata.conflict", uniqueid: id, detail: detail)])
-                log.warning("registered metadata names another company than the spool path; the spool path wins", metadata: ["registered": "\(registered)", "spool": "\(pathCompany)"])
-                apiMeta = Metadata()
-            }
-            let meta = (existing.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? Metadata())
-                .overridden(by: pathMeta).overridden(by: apiMeta)
+            let meta = try mergedMetadata(id, path: parsed.metadata, existing: existing, log: log)
             let parts = try catalog.parts(of: id)
             let startedAt = existing?.startedAtDate ?? RecordingTags.epoch(ofUniqueID: id)
             var tags = RecordingTags(uniqueid: id, startedAt: startedAt, company: meta.company, agent: meta.agent, leadNumber: meta.leadNumber)
@@ -158,10 +156,11 @@ public final class Ingestor: Sendable {
             let partRow = SourcePartRow(
                 uniqueid: id, part: parts.count + 1, sha256: sha, bytes: result.source.bytes, format: result.source.format.name,
                 name: name, samples: result.measurements.samples - result.previousSamples, ingestedAt: Int64(now().timeIntervalSince1970))
-            let row = RecordingRow(
+            var row = RecordingRow(
                 uniqueid: id, startedAt: result.startedAt, metadata: meta, measurements: result.measurements,
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
+            row.loneLeg = parsed.leg?.rawValue  // one leg whose partner never came: mono, flagged
             try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
@@ -181,6 +180,21 @@ public final class Ingestor: Sendable {
         }
     }
 
+    /// The call's metadata: the stored row's, then the spool path's, then what was registered
+    /// (PUT …/metadata) — except that registered metadata naming another company than the spool
+    /// path is dropped whole and audited: the PBX's dialplan is the authority on the company.
+    func mergedMetadata(_ id: String, path pathMeta: Metadata, existing: RecordingRow?, log: Logger) throws -> Metadata {
+        var apiMeta = try catalog.metadata(for: id) ?? Metadata()
+        if existing == nil, let pathCompany = pathMeta.company, let registered = apiMeta.company, registered != pathCompany {
+            let detail = "registered for company \(registered), filed by the spool under \(pathCompany): the spool path wins"
+            try catalog.audit([AuditEntry(at: now(), actor: "ingest", role: nil, company: pathCompany, action: "metadata.conflict", uniqueid: id, detail: detail)])
+            log.warning("registered metadata names another company than the spool path; the spool path wins", metadata: ["registered": "\(registered)", "spool": "\(pathCompany)"])
+            apiMeta = Metadata()
+        }
+        return (existing.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? Metadata())
+            .overridden(by: pathMeta).overridden(by: apiMeta)
+    }
+
     /// When no pattern matches, a file named like a uniqueid-less recording still gets an id: its
     /// name without the extension, if that is safe as a file name.
     static func fallbackName(_ relative: String) -> SpoolName? {
@@ -197,6 +211,11 @@ public final class Ingestor: Sendable {
     /// An audio file at the recording's place with no catalog row (a crash between rename and
     /// commit, or a lost catalog): take it into the catalog from its own tags and audio.
     func adoptOrphan(uniqueid: String, sourceSHA256: String, log: Logger) throws -> RecordingRow? {
+        try adoptOrphan(uniqueid: uniqueid, sources: [sourceSHA256], log: log)
+    }
+
+    /// As above, for a file made of `sources` (the two legs of a stereo call).
+    func adoptOrphan(uniqueid: String, sources: [String], log: Logger) throws -> RecordingRow? {
         guard let startedAt = RecordingTags.epoch(ofUniqueID: uniqueid) else { return nil }
         let relative = DataDirectory.audioRelativePath(uniqueid: uniqueid, startedAt: startedAt)
         let absolute = catalog.data.absolute(relative)
@@ -212,7 +231,7 @@ public final class Ingestor: Sendable {
         }
         // Its one source is the file in hand (a crash between rename and commit): redone from the
         // source, measured exactly, rather than adopted from the lossy audio; the new file replaces it.
-        if (try? OpusVerifier.inspect(path: absolute))?.sourceSHA256s == [sourceSHA256] { return nil }
+        if (try? OpusVerifier.inspect(path: absolute))?.sourceSHA256s == sources { return nil }
         return try adopt(path: absolute, uniqueid: uniqueid, relative: relative, log: log)
     }
 

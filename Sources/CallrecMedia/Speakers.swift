@@ -33,6 +33,19 @@ public struct Speaker: Codable, Sendable, Equatable {
     public var peakDBFS: Double?
     public var rmsDBFS: Double?
 
+    public init(
+        channel: Int, role: SpeakerRole, talkMs: Int, longestTalkMs: Int, interruptions: Int, zeroRuns: [[Int]], peakDBFS: Double?, rmsDBFS: Double?
+    ) {
+        self.channel = channel
+        self.role = role
+        self.talkMs = talkMs
+        self.longestTalkMs = longestTalkMs
+        self.interruptions = interruptions
+        self.zeroRuns = zeroRuns
+        self.peakDBFS = peakDBFS
+        self.rmsDBFS = rmsDBFS
+    }
+
     enum CodingKeys: String, CodingKey {
         case channel, role, talkMs = "talk_ms", longestTalkMs = "longest_talk_ms", interruptions, zeroRuns = "zero_runs"
         case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs"
@@ -58,6 +71,12 @@ public struct SpeakerAnalysis: Codable, Sendable, Equatable {
     public var overtalkMs: Int
     /// Windows where neither talks, in ms.
     public var deadAirMs: Int
+
+    public init(speakers: [Speaker], overtalkMs: Int, deadAirMs: Int) {
+        self.speakers = speakers
+        self.overtalkMs = overtalkMs
+        self.deadAirMs = deadAirMs
+    }
 
     /// A new turn counts as an interruption only once it has lasted this long (a cough, a click or
     /// a "hm" does not), and only when the other's turn had already lasted this long (two sides

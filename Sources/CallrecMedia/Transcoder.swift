@@ -96,19 +96,13 @@ public struct Transcoder: Sendable {
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
         var reader: any PCMReader = source
-        var previousReader: OpusReader?
         if let previous {
             let p = try OpusReader(path: previous.path, rate: rate)
             guard rate == info.sampleRate else {
                 throw MediaError(.unsupported, "cannot append a \(info.sampleRate) Hz part (not an Opus rate) to a stored recording")
             }
             reader = try ConcatReader([p, source])
-            previousReader = p
         }
-        let temp = Self.temporaryPath(for: output)
-        var keep = false
-        defer { if !keep { unlink(temp) } }
-
         // The hashing thread gets its own duplicate, which it closes: it may outlive this call on
         // a failure, and must never read a descriptor number the caller has closed and reused.
         let hashFD = sourceSHA256 == nil ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
@@ -117,6 +111,22 @@ public struct Transcoder: Sendable {
             defer { if hashFD >= 0 { close(hashFD) } }
             return try sourceSHA256 ?? Self.sha256(ofDescriptor: hashFD, name: input)
         }
+        return try run(
+            reader: reader, info: info, sources: nil, hashing: hashing, timeDescriptor: descriptor, input: input, output: output, tags: tags,
+            previous: previous, sourceFramesRead: { source.framesRead })
+    }
+
+    /// The pipeline over any reader. `sources`: the SHA-256s to tag when known now (legs); else
+    /// `hashing` gives the one source's at the end (its tag is patched in place).
+    func run(
+        reader: any PCMReader, info: SourceInfo, sources: [String]?, hashing: Worker<String>? = nil, timeDescriptor descriptor: Int32, input: String,
+        output: String, tags: RecordingTags, previous: PreviousRecording?, sourceFramesRead: () -> Int
+    ) throws -> TranscodeResult {
+        let rate = Self.encoderRate(for: info.sampleRate)
+        let temp = Self.temporaryPath(for: output)
+        var keep = false
+        defer { if !keep { unlink(temp) } }
+
         let file = try FileOutput(creating: temp)
         chmod(temp, 0o640)  // recordings are personal data: not readable by every local user
 
@@ -126,7 +136,11 @@ public struct Transcoder: Sendable {
         for sha in previous?.sourceSHA256s ?? [] { tagList.append(("SOURCE_SHA256", sha)) }
         let shaPlaceholder = "SOURCE_SHA256=" + String(repeating: "0", count: 64)
         let startPlaceholder = "STARTED_AT=" + (knownStart.map(RecordingTags.iso) ?? "0000-00-00T00:00:00Z")
-        tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
+        if let sources {
+            for sha in sources { tagList.append(("SOURCE_SHA256", sha)) }
+        } else {
+            tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
+        }
         if let c = tags.company { tagList.append(("COMPANY", c)) }
         if let a = tags.agent { tagList.append(("AGENT", a)) }
         if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
@@ -181,10 +195,11 @@ public struct Transcoder: Sendable {
             queue.fail(error)
         }
         let encodeResult = Result { try encoding.join() }
-        let sourceHash = Result { try hashing.join() }
+        let sourceHash = Result { try hashing?.join() ?? sources?.first ?? "" }
         if let failure = queue.failure { throw failure }
         try encodeResult.get()
         let sha = try sourceHash.get()
+        let allSources = sources ?? (previous?.sourceSHA256s ?? []) + [sha]
 
         var (measurements, waveform) = analyzer.finish()
         measurements.speakers = measurements.speakers?.withRecordedRole(recordedRole)
@@ -192,9 +207,9 @@ public struct Transcoder: Sendable {
             throw MediaError(.corrupt, "\(input) holds no audio")
         }
         let startedAt = knownStart ?? Self.modificationTime(descriptor).addingTimeInterval(-Double(measurements.durationMs) / 1000)
-        let encoded = try writer.finish(patch: [
-            shaPlaceholder: "SOURCE_SHA256=" + sha, startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt),
-        ])
+        var patch = [startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt)]
+        if sources == nil { patch[shaPlaceholder] = "SOURCE_SHA256=" + sha }
+        let encoded = try writer.finish(patch: patch)
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
@@ -203,7 +218,7 @@ public struct Transcoder: Sendable {
         guard opus.samples48k == expected48, opus.channels == info.channels else {
             throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
         }
-        guard opus.sourceSHA256s == (previous?.sourceSHA256s ?? []) + [sha], opus.tags["UNIQUEID"] == tags.uniqueid else {
+        guard opus.sourceSHA256s == allSources, opus.tags["UNIQUEID"] == tags.uniqueid else {
             throw MediaError(.verification, "\(output): OpusTags do not read back")
         }
         guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
@@ -215,7 +230,7 @@ public struct Transcoder: Sendable {
         return TranscodeResult(
             source: info, sourceSHA256: sha, measurements: measurements, waveform: waveform, opus: opus,
             bitrate: encoder.bitrate, startedAt: startedAt, tags: finalTags,
-            previousSamples: previousReader == nil ? 0 : measurements.samples - source.framesRead)
+            previousSamples: previous == nil ? 0 : measurements.samples - sourceFramesRead())
     }
 
     /// Measures a stored Ogg Opus file by decoding it: for a file that lost its catalog row. The

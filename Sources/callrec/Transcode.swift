@@ -21,14 +21,16 @@ struct Transcode: AsyncParsableCommand {
     func run() async throws {
         let encoder: EncoderOptions
         let rawChannels: Int
+        let role: SpeakerRole
         do {
             encoder = try EncoderOptions.fromEnvironment()
             rawChannels = try Transcoder.rawChannels(fromEnvironment: ProcessInfo.processInfo.environment)
+            role = try SpeakerRole.recorded(fromEnvironment: ProcessInfo.processInfo.environment)
         } catch { throw CommandFailure("\(error)") }
         let id = uniqueid ?? Self.stem(input)
         let result: TranscodeResult
         do {
-            result = try Transcoder(encoder: encoder, rawChannels: rawChannels).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
+            result = try Transcoder(encoder: encoder, rawChannels: rawChannels, recordedRole: role).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
         } catch {
             throw CommandFailure("\(error)")
         }
