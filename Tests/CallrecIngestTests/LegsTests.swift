@@ -170,4 +170,29 @@ struct LegsTests {
         #expect(!b.exists(r))
         #expect(try b.catalog.recording("1795635600.57")?.loneLeg == "read")
     }
+
+    /// `reindex` (recovery from the audio files alone) rebuilds a stereo recording's figures, roles
+    /// included (from the OpusTags), and both legs' hashes as its parts.
+    @Test func reindexRebuildsStereoFigures() throws {
+        let b = try Bench()
+        try Self.writeWAV(try Self.cut(0), to: b.spool + "/1795635700.3-r.wav")
+        try Self.writeWAV(try Self.cut(1), to: b.spool + "/1795635700.3-t.wav")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let customerFirst = Ingestor(
+            catalog: b.catalog, transcoder: Transcoder(recordedRole: .customer), naming: try SpoolNaming(), spoolRoot: b.spool, logger: logger)
+        #expect(customerFirst.ingest(call: [b.spool + "/1795635700.3-r.wav", b.spool + "/1795635700.3-t.wav"]) == .ingested(uniqueid: "1795635700.3", parts: 2))
+        let before = try #require(try b.catalog.recording("1795635700.3"))
+        try b.catalog.pool.write { try $0.execute(sql: "DELETE FROM recording") }
+        #expect(try b.catalog.recording("1795635700.3") == nil)
+        let report = b.ingestor.recover(pendingUniqueids: [])  // an ingestor with the default role: the file's tag wins
+        #expect(report.adoptedFiles == 1)
+        let after = try #require(try b.catalog.recording("1795635700.3"))
+        #expect(after.channels == 2 && after.parts == 2)
+        let sp = try #require(after.speakerAnalysis), was = try #require(before.speakerAnalysis)
+        #expect(sp.speakers.map(\.role) == [.customer, .agent])
+        // Measured again on the decoded audio: the same within a window or two.
+        #expect(abs(sp.overtalkMs - was.overtalkMs) <= 40 && abs(sp.deadAirMs - was.deadAirMs) <= 40)
+        #expect(abs(sp.speakers[0].talkMs - was.speakers[0].talkMs) <= 40)
+    }
 }
