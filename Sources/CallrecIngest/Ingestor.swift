@@ -41,7 +41,7 @@ public final class Ingestor: Sendable {
         self.now = now
     }
 
-    func relative(_ path: String) -> String {
+    public func relative(_ path: String) -> String {
         if let root = spoolRoot, path.hasPrefix(root + "/") { return String(path.dropFirst(root.count + 1)) }
         return path.split(separator: "/").last.map(String.init) ?? path
     }
