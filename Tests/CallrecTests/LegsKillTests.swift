@@ -43,4 +43,22 @@ struct LegsKillTests {
         #expect(lone.channels == 1 && lone.loneLeg == "write")
         _ = serve?.stop()
     }
+
+    /// `callrec ingest` with the legs and the mix given together: one stereo recording, the mix
+    /// verified and removed; `show --json` carries the contract's speakers.
+    @Test func ingestCommandPairsLegs() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let files = ["", "-r", "-t"].map { dir.file("in/1795635600.57\($0).wav") }
+        for (f, suffix) in zip(files, ["", "-r", "-t"]) { try placeFixture(Self.real + suffix + ".wav", at: f) }
+        let r = try callrec(["ingest", "--data", data] + files)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(files.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
+        let show = try callrec(["show", "--json", "--data", data, "1795635600.57"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(show.out.utf8)) as? [String: Any])
+        #expect(json["channels"] as? Int == 2 && json["parts"] as? Int == 3)
+        let speakers = try #require(json["speakers"] as? [[String: Any]])
+        #expect(speakers.first?["zero_runs"] as? [[Int]] == [[2960, 5000], [7980, 9000]])
+        #expect(json["overtalk_ms"] as? Int == 8900 && json["dead_air_ms"] as? Int == 0)
+    }
 }
