@@ -161,7 +161,7 @@ public final class Ingestor: Sendable {
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
             row.loneLeg = parsed.leg?.rawValue  // one leg whose partner never came: mono, flagged
-            try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
+            try catalog.commit(recording: row, parts: parts + [partRow], waveform: result.waveform.json())
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
@@ -282,7 +282,7 @@ public final class Ingestor: Sendable {
             uniqueid: uniqueid, startedAt: started, metadata: meta, measurements: m,
             source: (info.tags["SOURCE_FORMAT"] ?? "unknown", parts.reduce(0) { $0 + $1.bytes }, info.sourceSHA256s.last ?? ""),
             opusPath: relative, opus: (info.bytes, bitrate, info.sha256), parts: max(parts.count, 1), now: now())
-        try catalog.commit(recording: row, parts: parts, waveform: try JSONEncoder.callrec.encode(w))
+        try catalog.commit(recording: row, parts: parts, waveform: w.json())
         log.notice("adopted an audio file that had no catalog row", metadata: ["path": "\(relative)"])
         return row
     }

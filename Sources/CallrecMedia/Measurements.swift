@@ -121,4 +121,20 @@ public struct Waveform: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case version, channels, sampleRate = "sample_rate", samplesPerPixel = "samples_per_pixel", bits, length, data
     }
+
+    /// The same JSON as `JSONEncoder.callrec` writes (sorted keys), written directly: a long call
+    /// has millions of peaks, and JSONEncoder's intermediate tree of them took tens of MiB.
+    public func json() -> Data {
+        var out = Data()
+        out.reserveCapacity(data.count * 4 + 128)
+        out.append(contentsOf: Array("{\"bits\":\(bits),\"channels\":\(channels),\"data\":[".utf8))
+        var first = true
+        for v in data {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(contentsOf: Array(String(v).utf8))
+        }
+        out.append(contentsOf: Array("],\"length\":\(length),\"sample_rate\":\(sampleRate),\"samples_per_pixel\":\(samplesPerPixel),\"version\":\(version)}".utf8))
+        return out
+    }
 }

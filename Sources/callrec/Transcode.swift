@@ -36,7 +36,7 @@ struct Transcode: AsyncParsableCommand {
         }
         if let waveform {
             do {
-                try JSONEncoder.callrec.encode(result.waveform).write(to: URL(fileURLWithPath: waveform), options: .atomic)
+                try result.waveform.json().write(to: URL(fileURLWithPath: waveform), options: .atomic)
             } catch { throw CommandFailure("cannot write \(waveform): \(error.localizedDescription)") }
         }
         let report = MediaReport(result)

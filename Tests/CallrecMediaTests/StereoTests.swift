@@ -152,4 +152,13 @@ struct StereoTests {
         #expect((60..<120).map { w.data[$0 * 4 + 1] }.max()! > 20)
         #expect((60..<120).map { w.data[$0 * 4 + 3] }.max()! < 2)
     }
+
+    /// The waveform's own JSON writer gives exactly what JSONEncoder gives.
+    @Test func waveformJSONIsJSONEncoders() throws {
+        let dir = TempDir()
+        for (fixture, raw) in [("stereo/call.wav", 1), ("speech.wav", 1), (Self.dRaw, 2)] {
+            let w = try Transcoder(rawChannels: raw).transcode(input: Paths.fixture(fixture), output: dir.file("w.opus"), tags: RecordingTags(uniqueid: "1")).waveform
+            #expect(w.json() == (try JSONEncoder.callrec.encode(w)), "\(fixture)")
+        }
+    }
 }
