@@ -151,6 +151,13 @@ public struct ListQuery: Sendable, Equatable {
     public var minDurationMs: Int?
     /// Only recordings under legal hold.
     public var heldOnly = false
+    /// Two-channel filters (a mono recording has none of these figures, so matches none of them).
+    public var minOvertalkMs: Int?
+    public var minDeadAirMs: Int?
+    public var minTalkRatio: Double?
+    public var maxTalkRatio: Double?
+    /// 1 or 2.
+    public var channels: Int?
 
     public init(from: Date? = nil, to: Date? = nil, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, limit: Int = 100, cursor: String? = nil) {
         self.from = from
@@ -226,6 +233,11 @@ extension Catalog {
         // held or long call is not rare enough for one to pay its writes.
         if let d = q.minDurationMs { sql += " AND duration_ms >= ?"; args.append(d) }
         if q.heldOnly { sql += " AND legal_hold = 1" }
+        if let v = q.minOvertalkMs { sql += " AND overtalk_ms >= ?"; args.append(v) }
+        if let v = q.minDeadAirMs { sql += " AND dead_air_ms >= ?"; args.append(v) }
+        if let v = q.minTalkRatio { sql += " AND talk_ratio >= ?"; args.append(v) }
+        if let v = q.maxTalkRatio { sql += " AND talk_ratio <= ?"; args.append(v) }
+        if let v = q.channels { sql += " AND channels = ?"; args.append(v) }
         return (sql, args)
     }
 

@@ -240,6 +240,17 @@ public final class Catalog: Sendable {
                 t.column("exp", .integer).notNull()
             }
         }
+        m.registerMigration("v10-speakers") { db in
+            // Two-channel recordings: who talked when (all null for mono), and the side a recording
+            // holds when it was stored from one r()/t() leg whose partner never came.
+            try db.alter(table: "recording") { t in
+                t.add(column: "speakers", .text)  // the contract's `speakers` array, JSON
+                t.add(column: "overtalk_ms", .integer)
+                t.add(column: "dead_air_ms", .integer)
+                t.add(column: "talk_ratio", .double)
+                t.add(column: "lone_leg", .text)
+            }
+        }
         m.registerMigration("v11-ami") { db in try Self.migrateAMI(db) }
         m.registerMigration("v13-console-live") { db in
             // "Held only" with no other filter walked the start-order index to find one row in a

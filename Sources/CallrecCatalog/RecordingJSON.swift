@@ -24,7 +24,8 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
     public var silence: Silence
     public var levels: Levels
     public var legalHold: Bool
-    /// How many source files (MixMonitor `a` appends) the recording was made of.
+    /// How many source files (MixMonitor `a` appends, `r()`/`t()` legs, a verified mix) the
+    /// recording was made of.
     public var parts: Int
     /// From AMI (`AMIFacts`): empty lists and nulls when AMI did not see the call.
     public var pauses: [AMIFacts.Pause]?
@@ -32,11 +33,43 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
     public var answeredAt: String?
     public var endedAt: String?
     public var hangupCause: Int?
+    /// Two-channel recordings: who talked when; `speakers`, `overtalk_ms`, `dead_air_ms` and
+    /// `talk_ratio` in the JSON, each null for mono.
+    public var speakers: SpeakerAnalysis?
+    /// `read`/`write`: a mono recording made of one r()/t() leg whose partner never arrived.
+    public var loneLeg: String?
 
     enum CodingKeys: String, CodingKey {
         case uniqueid, company, agent, leadNumber = "lead_number", startedAt = "started_at", samples
         case sampleRate = "sample_rate", channels, durationMs = "duration_ms", source, opus, silence, levels
         case legalHold = "legal_hold", parts, pauses, gaps, answeredAt = "answered_at", endedAt = "ended_at", hangupCause = "hangup_cause"
+        case speakers, overtalkMs = "overtalk_ms", deadAirMs = "dead_air_ms", talkRatio = "talk_ratio", loneLeg = "lone_leg"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        uniqueid = try c.decode(String.self, forKey: .uniqueid)
+        company = try c.decodeIfPresent(String.self, forKey: .company)
+        agent = try c.decodeIfPresent(String.self, forKey: .agent)
+        leadNumber = try c.decodeIfPresent(String.self, forKey: .leadNumber)
+        startedAt = try c.decode(String.self, forKey: .startedAt)
+        samples = try c.decode(Int.self, forKey: .samples)
+        sampleRate = try c.decode(Int.self, forKey: .sampleRate)
+        channels = try c.decode(Int.self, forKey: .channels)
+        durationMs = try c.decode(Int.self, forKey: .durationMs)
+        source = try c.decode(Source.self, forKey: .source)
+        opus = try c.decode(Opus.self, forKey: .opus)
+        silence = try c.decode(Silence.self, forKey: .silence)
+        levels = try c.decode(Levels.self, forKey: .levels)
+        legalHold = try c.decode(Bool.self, forKey: .legalHold)
+        parts = try c.decode(Int.self, forKey: .parts)
+        speakers = try SpeakerAnalysis.decodeFlat(from: c, speakers: .speakers, overtalk: .overtalkMs, deadAir: .deadAirMs)
+        loneLeg = try c.decodeIfPresent(String.self, forKey: .loneLeg)
+        pauses = try c.decodeIfPresent([AMIFacts.Pause].self, forKey: .pauses)
+        gaps = try c.decodeIfPresent([AMIFacts.Gap].self, forKey: .gaps)
+        answeredAt = try c.decodeIfPresent(String.self, forKey: .answeredAt)
+        endedAt = try c.decodeIfPresent(String.self, forKey: .endedAt)
+        hangupCause = try c.decodeIfPresent(Int.self, forKey: .hangupCause)
     }
 
     public init(_ row: RecordingRow) {
@@ -64,6 +97,8 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
             endedAt = ami.endedAt
             hangupCause = ami.hangupCause
         }
+        speakers = row.speakerAnalysis
+        loneLeg = row.loneLeg
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -88,5 +123,7 @@ public struct RecordingJSON: Codable, Sendable, Equatable {
         try c.encode(answeredAt, forKey: .answeredAt)
         try c.encode(endedAt, forKey: .endedAt)
         try c.encode(hangupCause, forKey: .hangupCause)
+        try speakers.encodeFlat(to: &c, speakers: .speakers, overtalk: .overtalkMs, deadAir: .deadAirMs, talkRatio: .talkRatio)
+        try c.encode(loneLeg, forKey: .loneLeg)
     }
 }

@@ -35,6 +35,14 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
     public var holdAt: Int64?
     /// What AMI said about the call, on the recording's timeline (`AMIFacts` JSON); nil when AMI did not see it.
     public var ami: String?
+    /// Two-channel recordings: the contract's `speakers` array as JSON; nil for mono.
+    public var speakers: String?
+    public var overtalkMs: Int?
+    public var deadAirMs: Int?
+    /// The agent's share of all talk (see `SpeakerAnalysis.talkRatio`).
+    public var talkRatio: Double?
+    /// `read` or `write` when the recording is one r()/t() leg whose partner never arrived.
+    public var loneLeg: String?
 
     public enum Columns {
         public static let uniqueid = Column(CodingKeys.uniqueid)
@@ -53,6 +61,7 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
         case peakDBFS = "peak_dbfs", rmsDBFS = "rms_dbfs", clippedSamples = "clipped_samples", parts
         case legalHold = "legal_hold", ingestedAt = "ingested_at", updatedAt = "updated_at"
         case holdReason = "hold_reason", holdBy = "hold_by", holdAt = "hold_at", ami
+        case speakers, overtalkMs = "overtalk_ms", deadAirMs = "dead_air_ms", talkRatio = "talk_ratio", loneLeg = "lone_leg"
     }
 
     public init(
@@ -81,12 +90,24 @@ public struct RecordingRow: Codable, Sendable, Equatable, FetchableRecord, Persi
         rmsDBFS = measurements.levels.rmsDBFS
         clippedSamples = measurements.levels.clippedSamples
         self.parts = parts
+        if let sp = measurements.speakers {
+            speakers = String(decoding: (try? JSONEncoder.callrec.encode(sp.speakers)) ?? Data("[]".utf8), as: UTF8.self)
+            overtalkMs = sp.overtalkMs
+            deadAirMs = sp.deadAirMs
+            talkRatio = sp.talkRatio
+        }
         legalHold = false
         ingestedAt = Int64(now.timeIntervalSince1970)
         updatedAt = ingestedAt
     }
 
     public var startedAtDate: Date { Date(timeIntervalSince1970: TimeInterval(startedAt)) }
+
+    /// The per-speaker figures, nil for a mono recording.
+    public var speakerAnalysis: SpeakerAnalysis? {
+        guard let speakers, let list = try? JSONDecoder().decode([Speaker].self, from: Data(speakers.utf8)) else { return nil }
+        return SpeakerAnalysis(speakers: list, overtalkMs: overtalkMs ?? 0, deadAirMs: deadAirMs ?? 0)
+    }
 }
 
 /// Company, agent and lead number of a call: from the spool path, or the CRM (PUT …/metadata),

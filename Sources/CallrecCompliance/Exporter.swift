@@ -39,7 +39,7 @@ public struct Exporter: Sendable {
         }
         let csv = try Spool(path: csvPath)
         let json = try Spool(path: jsonPath)
-        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,pauses\r\n")
+        try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,pauses,overtalk_ms,dead_air_ms,talk_ratio\r\n")
         let zip = ZipWriter(fd: fd, date: now)
         var audioBytes = 0
         var count = 0
@@ -68,11 +68,18 @@ public struct Exporter: Sendable {
                 entry["gaps"] = (ami?.gaps ?? []).map { ["at_ms": $0.atMs, "lost_ms": $0.lostMs, "why": $0.why] }
                 entry["answered_at"] = ami?.answeredAt as Any
                 entry["ended_at"] = ami?.endedAt as Any
+                // Two-channel recordings: who talked when, as the recording's JSON has it (null for mono).
+                let speakers: Any = row.speakers.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()
+                entry["speakers"] = speakers
+                entry["overtalk_ms"] = row.overtalkMs.map { $0 as Any } ?? NSNull()
+                entry["dead_air_ms"] = row.deadAirMs.map { $0 as Any } ?? NSNull()
+                entry["talk_ratio"] = row.talkRatio.map { $0 as Any } ?? NSNull()
                 try json.append((count == 0 ? "\n    " : ",\n    ") + String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
-                try csv.append([row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
+                var fields: [String] = [row.uniqueid, started, row.company ?? "", row.agent ?? "", row.leadNumber ?? "", String(row.durationMs),
                                 String(row.sampleRate), String(row.channels), row.opusPath, String(bytes), sha, row.legalHold ? "true" : "false",
                                 (ami?.pauses ?? []).map { "\($0.startMs)-\($0.endMs)" }.joined(separator: " ")]
-                    .map(Self.csvField).joined(separator: ",") + "\r\n")
+                fields += [row.overtalkMs.map { String($0) } ?? "", row.deadAirMs.map { String($0) } ?? "", row.talkRatio.map { String($0) } ?? ""]
+                try csv.append(fields.map(Self.csvField).joined(separator: ",") + "\r\n")
                 count += 1
                 progress(count, max(total, count))
             }

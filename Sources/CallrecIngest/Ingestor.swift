@@ -41,7 +41,7 @@ public final class Ingestor: Sendable {
         self.now = now
     }
 
-    func relative(_ path: String) -> String {
+    public func relative(_ path: String) -> String {
         if let root = spoolRoot, path.hasPrefix(root + "/") { return String(path.dropFirst(root.count + 1)) }
         return path.split(separator: "/").last.map(String.init) ?? path
     }
@@ -83,6 +83,16 @@ public final class Ingestor: Sendable {
                 return .duplicate(uniqueid: id)
             }
             var existing = try catalog.recording(id)
+            if let leg = parsed.leg, let row = existing {
+                // One r()/t() leg, and the call is already stored (from the mix, the other leg alone,
+                // or a stereo pair without this file): appending a leg would be wrong, dropping it a
+                // loss. It is kept, in quarantine, with the reason.
+                let what = row.loneLeg != nil ? "from its other leg alone (mono), stored when this one had not arrived in time"
+                    : row.channels == 2 ? "in stereo from two other legs" : "from another file (the mix)"
+                return quarantine(
+                    source, name: name,
+                    reason: "the \(leg.rawValue) leg of \(id) arrived after the call was stored \(what); kept here, not appended", sha: sha)
+            }
             if existing == nil, try catalog.tombstone(id) != nil {
                 // Deleted, purged or erased: its audio must not come back. A leftover audio file
                 // (a removal cut short) is removed; the source is kept, in quarantine, never ingested.
@@ -107,24 +117,14 @@ public final class Ingestor: Sendable {
                     return .duplicate(uniqueid: id)
                 }
             }
-            let pathMeta = parsed.metadata
-            var apiMeta = try catalog.metadata(for: id) ?? Metadata()
-            if existing == nil, let pathCompany = pathMeta.company, let registered = apiMeta.company, registered != pathCompany {
-                // The spool path is written by the PBX's dialplan: it is the authority on the company.
-                // Metadata registered for this call under another company is dropped whole (its agent
-                // and lead number were that company's claim) and the conflict is audited.
-                let detail = "registered for company \(registered), filed by the spool under \(pathCompany): the spool path wins"
-                try catalog.audit([AuditEntry(at: now(), actor: "ingest", role: nil, company: pathCompany, action: "metadata.conflict", uniqueid: id, detail: detail)])
-                log.warning("registered metadata names another company than the spool path; the spool path wins", metadata: ["registered": "\(registered)", "spool": "\(pathCompany)"])
-                apiMeta = Metadata()
-            }
-            let meta = (existing.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? Metadata())
-                .overridden(by: pathMeta).overridden(by: apiMeta)
+            let meta = try mergedMetadata(id, path: parsed.metadata, existing: existing, log: log)
             let parts = try catalog.parts(of: id)
             let startedAt = existing?.startedAtDate ?? RecordingTags.epoch(ofUniqueID: id)
             var tags = RecordingTags(uniqueid: id, startedAt: startedAt, company: meta.company, agent: meta.agent, leadNumber: meta.leadNumber)
             tags.startedAt = startedAt
 
+            var transcoder = self.transcoder
+            if let channels = parsed.channels { transcoder.rawChannels = channels }  // the pattern's {channels}
             let result: TranscodeResult
             let relativeOut: String
             if let row = existing {
@@ -156,19 +156,13 @@ public final class Ingestor: Sendable {
             let partRow = SourcePartRow(
                 uniqueid: id, part: parts.count + 1, sha256: sha, bytes: result.source.bytes, format: result.source.format.name,
                 name: name, samples: result.measurements.samples - result.previousSamples, ingestedAt: Int64(now().timeIntervalSince1970))
-            let ami = try amiFacts(id, result, name: name)
             var row = RecordingRow(
-                uniqueid: id, startedAt: result.startedAt, metadata: ami.map { Self.filled(meta, from: $0) } ?? meta, measurements: result.measurements,
+                uniqueid: id, startedAt: result.startedAt, metadata: meta, measurements: result.measurements,
                 source: (result.source.format.name, parts.reduce(0) { $0 + $1.bytes } + result.source.bytes, sha),
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
-            // The parties' numbers served their purpose (agent, lead number): not kept twice.
-            row.ami = ami.map { facts in
-                var kept = facts
-                kept.caller = nil
-                kept.connected = nil
-                return kept.json
-            }
-            try catalog.commit(recording: row, parts: parts + [partRow], waveform: try JSONEncoder.callrec.encode(result.waveform))
+            try addAMIFacts(to: &row, result, name: name)
+            row.loneLeg = parsed.leg?.rawValue  // one leg whose partner never came: mono, flagged
+            try catalog.commit(recording: row, parts: parts + [partRow], waveform: result.waveform.json())
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
@@ -197,10 +191,38 @@ public final class Ingestor: Sendable {
         return CallTimeline.facts(call: call, pauses: try catalog.pauses(of: id), measurements: result.measurements, pcm: exact)
     }
 
+    /// What AMI saw of the call, into the row: its facts, and the parties' numbers where the CRM
+    /// gave no agent or lead number (then not kept twice: they served their purpose).
+    func addAMIFacts(to row: inout RecordingRow, _ result: TranscodeResult, name: String) throws {
+        guard let facts = try amiFacts(row.uniqueid, result, name: name) else { return }
+        let meta = Self.filled(Metadata(company: row.company, agent: row.agent, leadNumber: row.leadNumber), from: facts)
+        row.agent = meta.agent
+        row.leadNumber = meta.leadNumber
+        var kept = facts
+        kept.caller = nil
+        kept.connected = nil
+        row.ami = kept.json
+    }
+
     /// The CRM's agent and lead number win; AMI's parties fill what it left empty.
     static func filled(_ meta: Metadata, from facts: AMIFacts) -> Metadata {
         let (agent, lead) = CallTimeline.parties(facts)
         return Metadata(company: meta.company, agent: meta.agent ?? agent, leadNumber: meta.leadNumber ?? lead)
+    }
+
+    /// The call's metadata: the stored row's, then the spool path's, then what was registered
+    /// (PUT …/metadata) — except that registered metadata naming another company than the spool
+    /// path is dropped whole and audited: the PBX's dialplan is the authority on the company.
+    func mergedMetadata(_ id: String, path pathMeta: Metadata, existing: RecordingRow?, log: Logger) throws -> Metadata {
+        var apiMeta = try catalog.metadata(for: id) ?? Metadata()
+        if existing == nil, let pathCompany = pathMeta.company, let registered = apiMeta.company, registered != pathCompany {
+            let detail = "registered for company \(registered), filed by the spool under \(pathCompany): the spool path wins"
+            try catalog.audit([AuditEntry(at: now(), actor: "ingest", role: nil, company: pathCompany, action: "metadata.conflict", uniqueid: id, detail: detail)])
+            log.warning("registered metadata names another company than the spool path; the spool path wins", metadata: ["registered": "\(registered)", "spool": "\(pathCompany)"])
+            apiMeta = Metadata()
+        }
+        return (existing.map { Metadata(company: $0.company, agent: $0.agent, leadNumber: $0.leadNumber) } ?? Metadata())
+            .overridden(by: pathMeta).overridden(by: apiMeta)
     }
 
     /// When no pattern matches, a file named like a uniqueid-less recording still gets an id: its
@@ -219,6 +241,11 @@ public final class Ingestor: Sendable {
     /// An audio file at the recording's place with no catalog row (a crash between rename and
     /// commit, or a lost catalog): take it into the catalog from its own tags and audio.
     func adoptOrphan(uniqueid: String, sourceSHA256: String, log: Logger) throws -> RecordingRow? {
+        try adoptOrphan(uniqueid: uniqueid, sources: [sourceSHA256], log: log)
+    }
+
+    /// As above, for a file made of `sources` (the two legs of a stereo call).
+    func adoptOrphan(uniqueid: String, sources: [String], log: Logger) throws -> RecordingRow? {
         guard let startedAt = RecordingTags.epoch(ofUniqueID: uniqueid) else { return nil }
         let relative = DataDirectory.audioRelativePath(uniqueid: uniqueid, startedAt: startedAt)
         let absolute = catalog.data.absolute(relative)
@@ -234,7 +261,7 @@ public final class Ingestor: Sendable {
         }
         // Its one source is the file in hand (a crash between rename and commit): redone from the
         // source, measured exactly, rather than adopted from the lossy audio; the new file replaces it.
-        if (try? OpusVerifier.inspect(path: absolute))?.sourceSHA256s == [sourceSHA256] { return nil }
+        if (try? OpusVerifier.inspect(path: absolute))?.sourceSHA256s == sources { return nil }
         return try adopt(path: absolute, uniqueid: uniqueid, relative: relative, log: log)
     }
 
@@ -285,7 +312,7 @@ public final class Ingestor: Sendable {
             uniqueid: uniqueid, startedAt: started, metadata: meta, measurements: m,
             source: (info.tags["SOURCE_FORMAT"] ?? "unknown", parts.reduce(0) { $0 + $1.bytes }, info.sourceSHA256s.last ?? ""),
             opusPath: relative, opus: (info.bytes, bitrate, info.sha256), parts: max(parts.count, 1), now: now())
-        try catalog.commit(recording: row, parts: parts, waveform: try JSONEncoder.callrec.encode(w))
+        try catalog.commit(recording: row, parts: parts, waveform: w.json())
         log.notice("adopted an audio file that had no catalog row", metadata: ["path": "\(relative)"])
         return row
     }

@@ -10,14 +10,39 @@ public struct SpoolName: Sendable, Equatable {
     public var uniqueid: String
     public var metadata: Metadata
     public var ext: String
+    /// How many interleaved channels a `.raw` file holds, when the pattern's `{channels}` says so.
+    public var channels: Int? = nil
+    /// Which side of the call a MixMonitor `r()`/`t()` leg holds; nil for a whole recording.
+    public var leg: Leg? = nil
+}
+
+/// One side of a call, as MixMonitor's `r()` and `t()` options write it.
+public enum Leg: String, Sendable, Equatable, Codable {
+    /// `-r` / `-in`: the audio read from (received from) the recorded channel: channel 0.
+    case read
+    /// `-t` / `-out`: the audio written (transmitted) to it: channel 1.
+    case write
+
+    /// `r`, `in` → read; `t`, `out` → write.
+    public init?(suffix: String) {
+        switch suffix.lowercased() {
+        case "r", "in", "rx": self = .read
+        case "t", "out", "tx": self = .write
+        default: return nil
+        }
+    }
+
+    public var channel: Int { self == .read ? 0 : 1 }
 }
 
 /// Recognises recording names: a configured pattern first (`CALLREC_SPOOL_PATTERN`), then
 /// FreePBX's `<dir>-<to>-<from>-<YYYYMMDD>-<HHMMSS>-<uniqueid>.<ext>`, then `<uniqueid>.<ext>`.
 ///
 /// A pattern is the path relative to the spool with placeholders: `{uniqueid}`, `{company}`,
-/// `{agent}`, `{lead_number}`, `{ext}`, `{*}` (anything within one path segment) and `{**}`
-/// (anything, slashes too). A pattern without a `/` matches in any subfolder.
+/// `{agent}`, `{lead_number}`, `{ext}`, `{channels}` (`1` or `2`: how many channels a `.raw` file
+/// holds), `{leg}` (`r`/`t`/`in`/`out`: a MixMonitor `r()`/`t()` leg), `{*}` (anything within one
+/// path segment) and `{**}` (anything, slashes too). A pattern without a `/` matches in any subfolder.
+/// Without a pattern, `<uniqueid>-r.<ext>` / `-t` / `-in` / `-out` are legs of `<uniqueid>`.
 /// Example: `{company}/{agent}-{lead_number}-{uniqueid}.{ext}`.
 public struct SpoolNaming: Sendable {
     private let custom: NSRegularExpression?
@@ -25,9 +50,11 @@ public struct SpoolNaming: Sendable {
 
     /// An Asterisk uniqueid: epoch seconds, a dot, a sequence number; optionally `systemname-` before.
     static let uniqueidRegex = #"(?:[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-)?[0-9]{9,11}\.[0-9]+"#
-    private static let plain = try! NSRegularExpression(pattern: #"^(?:.*/)?(?<uniqueid>"# + uniqueidRegex + #")\.(?<ext>[A-Za-z0-9]+)$"#)
+    static let legRegex = #"(?<leg>[rt]|in|out)"#
+    private static let plain = try! NSRegularExpression(
+        pattern: #"^(?:.*/)?(?<uniqueid>"# + uniqueidRegex + #")(?:-"# + legRegex + #")?\.(?<ext>[A-Za-z0-9]+)$"#)
     private static let freepbx = try! NSRegularExpression(
-        pattern: #"^(?:.*/)?(?<dir>[A-Za-z]+)-(?<to>[^/]*?)-(?<from>[^/]*?)-(?<date>[0-9]{8})-(?<time>[0-9]{6})-(?<uniqueid>"# + uniqueidRegex + #")\.(?<ext>[A-Za-z0-9]+)$"#)
+        pattern: #"^(?:.*/)?(?<dir>[A-Za-z]+)-(?<to>[^/]*?)-(?<from>[^/]*?)-(?<date>[0-9]{8})-(?<time>[0-9]{6})-(?<uniqueid>"# + uniqueidRegex + #")(?:-"# + legRegex + #")?\.(?<ext>[A-Za-z0-9]+)$"#)
 
     /// The audio extensions MixMonitor writes; other files in the spool are left alone.
     public static let audioExtensions: Set<String> = [
@@ -54,6 +81,8 @@ public struct SpoolNaming: Sendable {
                 guard !seen.contains(name) else { throw SpoolNamingError("{\(name)} appears twice in CALLREC_SPOOL_PATTERN") }
                 regex += "(?<\(name.replacingOccurrences(of: "_", with: ""))>[^/]+?)"
             case "ext": regex += "(?<ext>[A-Za-z0-9]+)"
+            case "channels": regex += "(?<channels>[12])"
+            case "leg": regex += Self.legRegex
             case "*": regex += "[^/]*?"
             case "**": regex += ".*?"
             default: throw SpoolNamingError("unknown placeholder {\(name)} in CALLREC_SPOOL_PATTERN")
@@ -82,17 +111,17 @@ public struct SpoolNaming: Sendable {
         if let custom, let m = custom.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
             return SpoolName(
                 uniqueid: id, metadata: Metadata(company: group(m, "company"), agent: group(m, "agent"), leadNumber: group(m, "leadnumber")),
-                ext: ext(m))
+                ext: ext(m), channels: group(m, "channels").flatMap { Int($0) }, leg: group(m, "leg").flatMap(Leg.init(suffix:)))
         }
         if let m = Self.freepbx.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
             // out: to = the number dialled (the lead), from = the agent's extension; in: the reverse.
             let dir = group(m, "dir")?.lowercased() ?? ""
             let to = group(m, "to"), from = group(m, "from")
             let meta = dir == "out" || dir == "external" ? Metadata(agent: from, leadNumber: to) : dir == "in" ? Metadata(agent: to, leadNumber: from) : Metadata()
-            return SpoolName(uniqueid: id, metadata: meta, ext: ext(m))
+            return SpoolName(uniqueid: id, metadata: meta, ext: ext(m), leg: group(m, "leg").flatMap(Leg.init(suffix:)))
         }
         if let m = Self.plain.firstMatch(in: relativePath, range: range), let id = group(m, "uniqueid") {
-            return SpoolName(uniqueid: id, metadata: Metadata(), ext: ext(m))
+            return SpoolName(uniqueid: id, metadata: Metadata(), ext: ext(m), leg: group(m, "leg").flatMap(Leg.init(suffix:)))
         }
         return nil
     }

@@ -22,6 +22,10 @@ public struct WatcherOptions: Sendable {
     /// Back-off after a transient failure: doubling from this, up to `maxBackoff`.
     public var backoff: TimeInterval = 5
     public var maxBackoff: TimeInterval = 300
+    /// How long one MixMonitor `r()`/`t()` leg waits for its partner, counted from the newest
+    /// modification time among the call's files (so a restart does not reset it): past it, the
+    /// leg is ingested alone, mono and flagged (`CALLREC_LEG_WAIT`, seconds, default 600).
+    public var legWait: TimeInterval = 600
     var tick: TimeInterval = 0.25
 
     public init() {}
@@ -33,7 +37,9 @@ public struct WatcherOptions: Sendable {
 /// Readiness comes from inotify close events plus a settle time, from age for files found by a
 /// scan (at start-up, every `rescanInterval`, and after an inotify overflow). Hidden, temporary
 /// and non-audio files, symlinks and anything not a regular file are ignored. Two files of the same
-/// uniqueid are never ingested at once (the later one is appended to the earlier).
+/// uniqueid are never ingested at once (the later one is appended to the earlier). The files of a
+/// call recorded with `r()`/`t()` (both legs, and the mix beside them) are taken together, once
+/// every one of them is finished; a leg waits for its partner up to `legWait`.
 public final class SpoolWatcher: @unchecked Sendable {
     public let spool: String
     public let ingestor: Ingestor
@@ -65,7 +71,9 @@ public final class SpoolWatcher: @unchecked Sendable {
     private var workers: [Worker<Void>] = []
     /// Paths and uniqueids for the workers. Never more are dispatched than there are workers,
     /// so the bound is never reached.
-    private let jobs = BoundedQueue<(String, String)>(capacity: 1024)
+    private let jobs = BoundedQueue<([String], String)>(capacity: 1024)
+    /// What each tracked file's name says (parsed once).
+    private var names: [String: SpoolName?] = [:]
     private var lastScan = Date.distantPast
     private var nextDeadline = Date.distantFuture
 
@@ -224,6 +232,7 @@ public final class SpoolWatcher: @unchecked Sendable {
             guard isCandidate(path: path, name: name) else { continue }
             if mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0 {
                 files[path] = nil
+                names[path] = nil
                 continue
             }
             var state = files[path] ?? FileState(lastChange: now)
@@ -247,14 +256,47 @@ public final class SpoolWatcher: @unchecked Sendable {
         // Oldest first, so that the parts of one call are appended in order.
         let ready = files.filter { path, state in !inFlight.contains(path) && isReady(path: path, state: state, now: now) }
             .sorted { ($0.value.mtime, $0.key) < ($1.value.mtime, $1.key) }
+        let readyPaths = Set(ready.map(\.key))
+        // The files of each call with r()/t() legs, by folder and uniqueid.
+        var calls: [String: [String]] = [:]
+        for path in files.keys {
+            guard let name = parsedName(path) else { continue }
+            calls[parentDirectory(of: path) + "/" + name.uniqueid, default: []].append(path)
+        }
         for (path, _) in ready {
             guard inFlight.count < max(1, options.workers) else { break }
-            let id = ingestor.naming.parse(ingestor.relative(path))?.uniqueid ?? path
+            if inFlight.contains(path) { continue }  // taken with its call's other files this round
+            let name = parsedName(path)
+            let id = name?.uniqueid ?? path
             if inFlightIDs.contains(id) { continue }
-            inFlight.insert(path)
+            var group = [path]
+            if let name, let members = calls[parentDirectory(of: path) + "/" + name.uniqueid], members.contains(where: { parsedName($0)?.leg != nil }) {
+                // A call with legs: all of its files together, once every one is finished.
+                guard members.allSatisfy({ readyPaths.contains($0) && !inFlight.contains($0) }) else { continue }
+                let legs = Set(members.compactMap { parsedName($0)?.leg })
+                if legs.count < 2 {
+                    let newest = members.compactMap { files[$0]?.mtime }.max() ?? 0
+                    let due = Date(timeIntervalSince1970: newest + options.legWait)
+                    if due > now {
+                        nextDeadline = min(nextDeadline, due)
+                        continue
+                    }
+                    logger.warning("an r()/t() leg's partner did not arrive in time; ingesting what there is", metadata: ["uniqueid": "\(id)", "files": "\(members.count)"])
+                }
+                group = members.sorted()
+            }
+            for p in group { inFlight.insert(p) }
             inFlightIDs.insert(id)
-            jobs.push((path, id))
+            jobs.push((group, id))
         }
+    }
+
+    /// What a tracked file's name says, parsed once. Called with the lock held.
+    private func parsedName(_ path: String) -> SpoolName? {
+        if let cached = names[path] { return cached }
+        let n = ingestor.naming.parse(ingestor.relative(path))
+        names[path] = .some(n)
+        return n
     }
 
     /// Whether a file is finished. Called with the lock held; refreshes the file's size and mtime.
@@ -262,6 +304,7 @@ public final class SpoolWatcher: @unchecked Sendable {
         var st = stat()
         guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
             files[path] = nil  // gone, or a symlink / not a regular file
+            names[path] = nil
             return false
         }
         let size = Int(st.st_size)
@@ -287,21 +330,24 @@ public final class SpoolWatcher: @unchecked Sendable {
     // MARK: - workers
 
     private func workerLoop() {
-        while let (path, id) = try? jobs.pop() {  // pop throws only after fail(), never called here
-            let outcome = ingestor.ingest(path: path)
+        while let (paths, id) = try? jobs.pop() {  // pop throws only after fail(), never called here
+            let outcome = paths.count == 1 ? ingestor.ingest(path: paths[0]) : ingestor.ingest(call: paths)
             let now = Date()
             lock.lock()
-            inFlight.remove(path)
             inFlightIDs.remove(id)
-            if case .deferred = outcome, var s = files[path] {
-                s.attempts += 1
-                s.retryAt = now.addingTimeInterval(min(options.maxBackoff, options.backoff * pow(2, Double(s.attempts - 1))))
-                files[path] = s
-            } else {
-                files[path] = nil
+            for path in paths {
+                inFlight.remove(path)
+                if case .deferred = outcome, var s = files[path] {
+                    s.attempts += 1
+                    s.retryAt = now.addingTimeInterval(min(options.maxBackoff, options.backoff * pow(2, Double(s.attempts - 1))))
+                    files[path] = s
+                } else {
+                    files[path] = nil
+                    names[path] = nil
+                }
             }
             lock.unlock()
-            onOutcome?(path, outcome)
+            onOutcome?(paths[0], outcome)
             dispatchReady(now: Date())  // the next file now, not at the next tick
         }
     }

@@ -31,16 +31,21 @@ struct Analyzer {
     private var runStart: Int?  // first frame of the current run of silent windows
     private var segments: [[Int]] = []
 
-    // Waveform: min/max of the mono mix per pixel.
+    // Waveform: min/max per pixel of the mono mix (one channel) or of each channel (two: the
+    // layout of audiowaveform's --split-channels).
     private let samplesPerPixel: Int
     private var pixelCount = 0
     private var pixelMin = Int.max
     private var pixelMax = Int.min
+    private var pixelMin1 = Int.max
+    private var pixelMax1 = Int.min
     private var peaks: [Int8] = []
 
     // Exact digital zeros on every channel (what MixMonitorMute writes), in frames.
     private var zeroStart: Int?
     private var zeroRuns: [[Int]] = []
+    // Two channels: who talks when.
+    private var speakers: SpeakerTracker?
 
     init(sampleRate: Int, channels: Int, options: AnalysisOptions) {
         self.sampleRate = sampleRate
@@ -51,12 +56,14 @@ struct Analyzer {
         let ref = 32768.0 * pow(10, options.silenceThresholdDBFS / 20)
         self.thresholdPower = ref * ref
         self.samplesPerPixel = max(1, options.waveformSamplesPerPixel ?? sampleRate / 50)
+        if channels == 2 { speakers = SpeakerTracker(rate: sampleRate, thresholdPower: thresholdPower, minMs: options.silenceMinMs) }
     }
 
     /// Window k covers frames [⌊k·rate/50⌋, ⌊(k+1)·rate/50⌋): exactly 20 ms on average at any rate.
     static func windowBoundary(_ k: Int, rate: Int) -> Int { k * rate / 50 }
 
     mutating func consume(_ block: UnsafeBufferPointer<Int16>) {
+        if channels == 2 { return consumeStereo(block) }
         let n = block.count / channels
         var i = 0
         for f in 0..<n {
@@ -102,9 +109,57 @@ struct Analyzer {
         if end - start >= max(1, sampleRate / 50) { zeroRuns.append([start, end]) }
     }
 
+    /// Two channels: the mono mix for the contract's silence and levels, each channel alone for
+    /// the speakers and the waveform.
+    private mutating func consumeStereo(_ block: UnsafeBufferPointer<Int16>) {
+        let n = block.count / 2
+        var tracker = speakers!
+        speakers = nil  // tracked in a local, so its arrays are mutated in place
+        defer { speakers = tracker }
+        for f in 0..<n {
+            let l = Int32(block[2 * f]), r = Int32(block[2 * f + 1])
+            let frame = frames + f
+            let al = abs(l), ar = abs(r)
+            if al > peak { peak = al }
+            if ar > peak { peak = ar }
+            if al >= 32767 { clipped += 1 }
+            if ar >= 32767 { clipped += 1 }
+            sumSquares += Double(l * l) + Double(r * r)
+            tracker.sample(0, l, frame: frame)
+            tracker.sample(1, r, frame: frame)
+            let mono = Double(l + r) / 2
+            windowSquares += mono * mono
+
+            if Int(l) < pixelMin { pixelMin = Int(l) }
+            if Int(l) > pixelMax { pixelMax = Int(l) }
+            if Int(r) < pixelMin1 { pixelMin1 = Int(r) }
+            if Int(r) > pixelMax1 { pixelMax1 = Int(r) }
+            pixelCount += 1
+            if pixelCount == samplesPerPixel { flushPixel() }
+
+            if l | r == 0 {  // a PCI mute zeroes both sides
+                if zeroStart == nil { zeroStart = frame }
+            } else if zeroStart != nil {
+                closeZeros(end: frame)
+            }
+
+            if frame + 1 == windowEnd {
+                tracker.closeWindow(start: windowStart, end: frame + 1)
+                closeWindow(end: frame + 1)
+            }
+        }
+        frames += n
+    }
+
     private mutating func flushPixel() {
         peaks.append(Int8(truncatingIfNeeded: pixelMin >> 8))
         peaks.append(Int8(truncatingIfNeeded: pixelMax >> 8))
+        if channels == 2 {
+            peaks.append(Int8(truncatingIfNeeded: pixelMin1 >> 8))
+            peaks.append(Int8(truncatingIfNeeded: pixelMax1 >> 8))
+            pixelMin1 = .max
+            pixelMax1 = .min
+        }
         pixelCount = 0
         pixelMin = .max
         pixelMax = .min
@@ -134,7 +189,10 @@ struct Analyzer {
 
     /// The measurements of everything consumed, and the waveform peaks.
     mutating func finish() -> (Measurements, Waveform) {
-        if frames > windowStart { closeWindow(end: frames) }  // the last, shorter window
+        if frames > windowStart {  // the last, shorter window
+            speakers?.closeWindow(start: windowStart, end: frames)
+            closeWindow(end: frames)
+        }
         closeRun(end: frames)
         closeZeros(end: frames)
         if pixelCount > 0 { flushPixel() }
@@ -155,12 +213,15 @@ struct Analyzer {
             clippedSamples: clipped)
         var m = Measurements(samples: frames, sampleRate: sampleRate, channels: channels, silence: silence, levels: levels)
         m.zeroRuns = zeroRuns
-        let w = Waveform(sampleRate: sampleRate, samplesPerPixel: samplesPerPixel, length: peaks.count / 2, data: peaks)
+        m.speakers = speakers?.finish(frames: frames)
+        let w = Waveform(
+            channels: channels == 2 ? 2 : 1, sampleRate: sampleRate, samplesPerPixel: samplesPerPixel,
+            length: peaks.count / (channels == 2 ? 4 : 2), data: peaks)
         return (m, w)
     }
 
     static func round(_ v: Double, _ places: Int) -> Double {
         let f = pow(10, Double(places))
-        return (v * f).rounded() / f
+        return (v * f).rounded() / f + 0  // + 0 turns −0 (a level a hair under full scale) into 0
     }
 }

@@ -64,6 +64,9 @@ public struct Measurements: Codable, Sendable, Equatable {
     /// Runs of exact digital zeros on every channel, at least 20 ms long, as `[first, end)` frames
     /// (not serialised: the ingest checks PCI pauses against them).
     public var zeroRuns: [[Int]] = []
+    /// Two-channel recordings only: who talked when (channel 0 as `agent` until roles are given).
+    /// Not part of this type's own JSON: the report and the catalog carry it.
+    public var speakers: SpeakerAnalysis?
 
     /// round(samples × 1000 / sample_rate)
     public var durationMs: Int { Measurements.milliseconds(samples, rate: sampleRate) }
@@ -107,6 +110,8 @@ public struct Measurements: Codable, Sendable, Equatable {
 
 /// Waveform peaks in BBC audiowaveform's JSON format, version 2, 8-bit: one (min, max) pair per
 /// pixel of `samplesPerPixel` samples of the mono mix, as peaks.js and wavesurfer.js read them.
+/// A two-channel recording has `channels: 2` and, as `audiowaveform --split-channels` writes, per
+/// pixel min0, max0, min1, max1 (channel 0 first); `length` counts pixels.
 public struct Waveform: Codable, Sendable, Equatable {
     public var version = 2
     public var channels = 1
@@ -118,5 +123,21 @@ public struct Waveform: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case version, channels, sampleRate = "sample_rate", samplesPerPixel = "samples_per_pixel", bits, length, data
+    }
+
+    /// The same JSON as `JSONEncoder.callrec` writes (sorted keys), written directly: a long call
+    /// has millions of peaks, and JSONEncoder's intermediate tree of them took tens of MiB.
+    public func json() -> Data {
+        var out = Data()
+        out.reserveCapacity(data.count * 4 + 128)
+        out.append(contentsOf: Array("{\"bits\":\(bits),\"channels\":\(channels),\"data\":[".utf8))
+        var first = true
+        for v in data {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(contentsOf: Array(String(v).utf8))
+        }
+        out.append(contentsOf: Array("],\"length\":\(length),\"sample_rate\":\(sampleRate),\"samples_per_pixel\":\(samplesPerPixel),\"version\":\(version)}".utf8))
+        return out
     }
 }

@@ -72,7 +72,10 @@ final class OggOpusWriter {
         guard callrec_opus_set_bitrate(enc, Int32(options.bitrate)) == OPUS_OK,
             callrec_opus_set_complexity(enc, Int32(options.complexity)) == OPUS_OK,
             callrec_opus_set_signal_voice(enc) == OPUS_OK,
-            callrec_opus_get_lookahead(enc, &lookahead) == OPUS_OK
+            callrec_opus_get_lookahead(enc, &lookahead) == OPUS_OK,
+            // Two channels are two speakers: never let the encoder fold them into one (libopus
+            // codes stereo voice as mono below ~19 kb/s unless told).
+            channels == 1 || callrec_opus_set_force_channels(enc, Int32(channels)) == OPUS_OK
         else {
             opus_encoder_destroy(enc)
             throw MediaError(.encoder, "opus_encoder_ctl refused bitrate \(options.bitrate) / complexity \(options.complexity)")

@@ -20,6 +20,10 @@ struct RIFFHeader: Sendable {
     var dataLength: Int
     /// Whether the header's sizes had to be corrected.
     var recovered: Bool
+    /// The `fact` chunk's sample count as the file says it (nil when absent or 0: unclosed).
+    var factSamples: Int?
+    /// The samples the audio's whole blocks hold, for block codecs (GSM in WAV: 320 per block).
+    var blockSamples: Int?
     /// The header bytes `0..<dataOffset`, with the RIFF, `data` and `fact` sizes corrected.
     var patchedHeader: [UInt8]
 
@@ -34,6 +38,7 @@ struct RIFFHeader: Sendable {
         var pos = 12
         var fmt: (tag: UInt16, channels: Int, rate: Int, blockAlign: Int, bits: Int)?
         var factSizeOffset: Int?
+        var factSamples: Int?
         while pos + 8 <= prefix.count {
             let id = String(decoding: prefix[pos..<pos + 4], as: UTF8.self)
             let size = Int(prefix.u32(at: pos + 4))
@@ -48,7 +53,10 @@ struct RIFFHeader: Sendable {
                     Int(prefix.u16(at: body + 12)), Int(prefix.u16(at: body + 14))
                 )
             case "fact":
-                if size >= 4 { factSizeOffset = body }
+                if size >= 4 {
+                    factSizeOffset = body
+                    if body + 4 <= prefix.count, prefix.u32(at: body) > 0 { factSamples = Int(prefix.u32(at: body)) }
+                }
             case "data":
                 guard let fmt else { throw MediaError(.corrupt, "WAV data chunk comes before its fmt chunk") }
                 try validate(fmt)
@@ -74,7 +82,8 @@ struct RIFFHeader: Sendable {
                 return RIFFHeader(
                     formatTag: fmt.tag, channels: fmt.channels, sampleRate: fmt.rate,
                     blockAlign: fmt.blockAlign, bitsPerSample: fmt.bits, dataOffset: body,
-                    dataLength: length, recovered: recovered, patchedHeader: header)
+                    dataLength: length, recovered: recovered, factSamples: factSamples,
+                    blockSamples: fmt.tag == 0x31 ? length / fmt.blockAlign * 320 : nil, patchedHeader: header)
             default:
                 break
             }

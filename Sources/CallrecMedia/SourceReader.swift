@@ -10,6 +10,24 @@ public struct SourceInfo: Sendable, Equatable {
     public var bytes: Int
     /// Whether the header's sizes were wrong and the audio was recovered from the file's size.
     public var recoveredHeader: Bool
+    /// Set when the decoder's length disagreed with what the file declares (a GSM WAV's `fact`
+    /// chunk and its block count); the declared length was used.
+    public var lengthDisagreement: SampleCountDisagreement? = nil
+}
+
+/// The lengths of a source that did not agree, in samples per channel.
+public struct SampleCountDisagreement: Codable, Sendable, Equatable {
+    /// The `fact` chunk's sample count (nil when there is none, or it was 0: an unclosed file).
+    public var fact: Int?
+    /// Whole blocks × samples per block.
+    public var blocks: Int
+    /// What libsndfile would have decoded.
+    public var decoder: Int
+    public init(fact: Int?, blocks: Int, decoder: Int) {
+        self.fact = fact
+        self.blocks = blocks
+        self.decoder = decoder
+    }
 }
 
 /// Streams a recording's audio as interleaved 16-bit blocks, through libsndfile.
@@ -20,6 +38,8 @@ public struct SourceInfo: Sendable, Equatable {
 final class SourceReader {
     let info: SourceInfo
     private(set) var framesRead = 0
+    /// The frames the file declares, when the decoder would give more (see `lengthDisagreement`).
+    private var frameLimit: Int?
     private let fd: Int32
     private var file: OpaquePointer?
     private var virtual: VirtualFile?
@@ -35,14 +55,16 @@ final class SourceReader {
     /// read, from offset 0): so what is decoded is exactly the file the caller examined and hashed,
     /// whatever has happened to its path since. `name` gives the format (its extension) and
     /// names the file in errors.
-    convenience init(descriptor: Int32, name: String) throws {
+    /// `rawChannels`: how many interleaved channels a `.raw` file holds (MixMonitor's `D` option
+    /// writes 2; a `.raw` file does not say so itself). Other formats ignore it.
+    convenience init(descriptor: Int32, name: String, rawChannels: Int = 1) throws {
         let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard fd >= 0 else { throw MediaError.posix("cannot duplicate the descriptor of", name) }
-        try self.init(owning: fd, name: name)
+        try self.init(owning: fd, name: name, rawChannels: rawChannels)
     }
 
     /// Takes ownership of `fd` (closed on failure and at deinit).
-    private init(owning fd: Int32, name path: String) throws {
+    private init(owning fd: Int32, name path: String, rawChannels: Int = 1) throws {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let e = MediaError.posix("cannot read", path)
@@ -64,6 +86,7 @@ final class SourceReader {
         let format = SourceFormat(fileName: path)
         var sfinfo = SF_INFO()
         var recovered = false
+        var declared: (fact: Int?, blocks: Int)?
         do {
             switch format {
             case .container:
@@ -71,6 +94,7 @@ final class SourceReader {
                 let header = try RIFFHeader.parse(prefix: prefix, fileSize: size) { Self.pread(fd, offset: $0, count: $1) }
                 if let header {
                     recovered = header.recovered
+                    if let blocks = header.blockSamples { declared = (header.factSamples, blocks) }
                     let v = VirtualFile(fd: fd, header: header.patchedHeader, dataOffset: header.dataOffset, dataLength: header.dataLength)
                     virtual = v
                     file = v.open(&sfinfo)
@@ -91,6 +115,7 @@ final class SourceReader {
                     sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_ALAW)
                 case .rawLinear(let rate):
                     sfinfo.samplerate = Int32(rate)
+                    if path.lowercased().hasSuffix(".raw") { sfinfo.channels = Int32(rawChannels) }
                     sfinfo.format = Int32(SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_LITTLE)
                 case .container: break
                 }
@@ -117,7 +142,19 @@ final class SourceReader {
             close(fd)
             throw MediaError(.unsupported, "\(path) has a sample rate of \(rate) Hz")
         }
-        self.info = SourceInfo(format: format, sampleRate: rate, channels: channels, bytes: size, recoveredHeader: recovered)
+        var info = SourceInfo(format: format, sampleRate: rate, channels: channels, bytes: size, recoveredHeader: recovered)
+        // GSM in WAV: libsndfile counts a phantom block after an odd number of 65-byte blocks
+        // (Asterisk writes no RIFF pad byte) and decodes junk into it. The file's `fact` and its
+        // whole blocks are the truth: the smaller of them, and the report says the decoder differed.
+        if let declared {
+            let decoder = Int(sfinfo.frames)
+            let truth = min(declared.fact ?? declared.blocks, declared.blocks)
+            if decoder != truth || (declared.fact.map { $0 != declared.blocks } ?? false) {
+                info.lengthDisagreement = SampleCountDisagreement(fact: declared.fact, blocks: declared.blocks, decoder: decoder)
+            }
+            if decoder > truth { frameLimit = truth }
+        }
+        self.info = info
     }
 
     deinit {
@@ -127,7 +164,9 @@ final class SourceReader {
 
     /// Reads up to `frames` frames into `buffer` (interleaved); returns the frames read, 0 at the end.
     func read(into buffer: UnsafeMutablePointer<Int16>, frames: Int) throws -> Int {
-        let n = sf_readf_short(file, buffer, sf_count_t(frames))
+        let wanted = frameLimit.map { min(frames, $0 - framesRead) } ?? frames
+        guard wanted > 0 else { return 0 }
+        let n = sf_readf_short(file, buffer, sf_count_t(wanted))
         if n > 0 { framesRead += Int(n) }
         if n < 0 { throw MediaError(.corrupt, "decoding failed: \(String(cString: sf_strerror(file)))") }
         if n == 0, sf_error(file) != 0 {

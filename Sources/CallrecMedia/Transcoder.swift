@@ -37,11 +37,31 @@ public struct PreviousRecording: Sendable {
 public struct Transcoder: Sendable {
     public var encoder: EncoderOptions
     public var analysis: AnalysisOptions
+    /// How many interleaved channels a `.raw` source holds: 1, or 2 for MixMonitor's `D` option
+    /// (`CALLREC_RAW_CHANNELS`; a spool pattern's `{channels}` overrides it per file).
+    public var rawChannels: Int
+    /// The role of channel 0 of a two-channel recording (`CALLREC_RECORDED_ROLE`); written to the
+    /// OpusTags (`RECORDED_ROLE`) so the figures can be rebuilt from the file alone.
+    public var recordedRole: SpeakerRole
     static let blockFrames = 8192
 
-    public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions()) {
+    public init(
+        encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1,
+        recordedRole: SpeakerRole = .agent
+    ) {
         self.encoder = encoder
         self.analysis = analysis
+        self.rawChannels = rawChannels
+        self.recordedRole = recordedRole
+    }
+
+    /// `CALLREC_RAW_CHANNELS` (1 or 2, default 1).
+    public static func rawChannels(fromEnvironment env: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        guard let s = env["CALLREC_RAW_CHANNELS"], !s.isEmpty else { return 1 }
+        guard let v = Int(s), v == 1 || v == 2 else {
+            throw MediaError(.unsupported, "CALLREC_RAW_CHANNELS must be 1 or 2, not '\(s)'")
+        }
+        return v
     }
 
     /// The Opus rate the encoder runs at for a source rate: the source's own when Opus takes it,
@@ -72,23 +92,17 @@ public struct Transcoder: Sendable {
         descriptor: Int32, name input: String, output: String, tags: RecordingTags, appendingTo previous: PreviousRecording? = nil,
         sourceSHA256: String? = nil
     ) throws -> TranscodeResult {
-        let source = try SourceReader(descriptor: descriptor, name: input)
+        let source = try SourceReader(descriptor: descriptor, name: input, rawChannels: rawChannels)
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
         var reader: any PCMReader = source
-        var previousReader: OpusReader?
         if let previous {
             let p = try OpusReader(path: previous.path, rate: rate)
             guard rate == info.sampleRate else {
                 throw MediaError(.unsupported, "cannot append a \(info.sampleRate) Hz part (not an Opus rate) to a stored recording")
             }
             reader = try ConcatReader([p, source])
-            previousReader = p
         }
-        let temp = Self.temporaryPath(for: output)
-        var keep = false
-        defer { if !keep { unlink(temp) } }
-
         // The hashing thread gets its own duplicate, which it closes: it may outlive this call on
         // a failure, and must never read a descriptor number the caller has closed and reused.
         let hashFD = sourceSHA256 == nil ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
@@ -97,6 +111,22 @@ public struct Transcoder: Sendable {
             defer { if hashFD >= 0 { close(hashFD) } }
             return try sourceSHA256 ?? Self.sha256(ofDescriptor: hashFD, name: input)
         }
+        return try run(
+            reader: reader, info: info, sources: nil, hashing: hashing, timeDescriptor: descriptor, input: input, output: output, tags: tags,
+            previous: previous, sourceFramesRead: { source.framesRead })
+    }
+
+    /// The pipeline over any reader. `sources`: the SHA-256s to tag when known now (legs); else
+    /// `hashing` gives the one source's at the end (its tag is patched in place).
+    func run(
+        reader: any PCMReader, info: SourceInfo, sources: [String]?, hashing: Worker<String>? = nil, timeDescriptor descriptor: Int32, input: String,
+        output: String, tags: RecordingTags, previous: PreviousRecording?, sourceFramesRead: () -> Int
+    ) throws -> TranscodeResult {
+        let rate = Self.encoderRate(for: info.sampleRate)
+        let temp = Self.temporaryPath(for: output)
+        var keep = false
+        defer { if !keep { unlink(temp) } }
+
         let file = try FileOutput(creating: temp)
         chmod(temp, 0o640)  // recordings are personal data: not readable by every local user
 
@@ -106,11 +136,20 @@ public struct Transcoder: Sendable {
         for sha in previous?.sourceSHA256s ?? [] { tagList.append(("SOURCE_SHA256", sha)) }
         let shaPlaceholder = "SOURCE_SHA256=" + String(repeating: "0", count: 64)
         let startPlaceholder = "STARTED_AT=" + (knownStart.map(RecordingTags.iso) ?? "0000-00-00T00:00:00Z")
-        tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
+        if let sources {
+            for sha in sources { tagList.append(("SOURCE_SHA256", sha)) }
+        } else {
+            tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
+        }
         if let c = tags.company { tagList.append(("COMPANY", c)) }
         if let a = tags.agent { tagList.append(("AGENT", a)) }
         if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
         tagList.append(("SOURCE_FORMAT", info.format.name))
+        if info.channels == 2 { tagList.append(("RECORDED_ROLE", recordedRole.rawValue)) }
+        // CALLREC_OPUS_BITRATE is per channel: a two-speaker call gets twice the bits, so each side
+        // is coded as well as a mono call would be.
+        var encoder = self.encoder
+        encoder.bitrate *= info.channels
         tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
 
         let writer = try OggOpusWriter(
@@ -156,19 +195,21 @@ public struct Transcoder: Sendable {
             queue.fail(error)
         }
         let encodeResult = Result { try encoding.join() }
-        let sourceHash = Result { try hashing.join() }
+        let sourceHash = Result { try hashing?.join() ?? sources?.first ?? "" }
         if let failure = queue.failure { throw failure }
         try encodeResult.get()
         let sha = try sourceHash.get()
+        let allSources = sources ?? (previous?.sourceSHA256s ?? []) + [sha]
 
-        let (measurements, waveform) = analyzer.finish()
+        var (measurements, waveform) = analyzer.finish()
+        measurements.speakers = measurements.speakers?.withRecordedRole(recordedRole)
         guard measurements.samples > 0 else {
             throw MediaError(.corrupt, "\(input) holds no audio")
         }
         let startedAt = knownStart ?? Self.modificationTime(descriptor).addingTimeInterval(-Double(measurements.durationMs) / 1000)
-        let encoded = try writer.finish(patch: [
-            shaPlaceholder: "SOURCE_SHA256=" + sha, startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt),
-        ])
+        var patch = [startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt)]
+        if sources == nil { patch[shaPlaceholder] = "SOURCE_SHA256=" + sha }
+        let encoded = try writer.finish(patch: patch)
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
@@ -177,7 +218,7 @@ public struct Transcoder: Sendable {
         guard opus.samples48k == expected48, opus.channels == info.channels else {
             throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
         }
-        guard opus.sourceSHA256s == (previous?.sourceSHA256s ?? []) + [sha], opus.tags["UNIQUEID"] == tags.uniqueid else {
+        guard opus.sourceSHA256s == allSources, opus.tags["UNIQUEID"] == tags.uniqueid else {
             throw MediaError(.verification, "\(output): OpusTags do not read back")
         }
         guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
@@ -189,7 +230,7 @@ public struct Transcoder: Sendable {
         return TranscodeResult(
             source: info, sourceSHA256: sha, measurements: measurements, waveform: waveform, opus: opus,
             bitrate: encoder.bitrate, startedAt: startedAt, tags: finalTags,
-            previousSamples: previousReader == nil ? 0 : measurements.samples - source.framesRead)
+            previousSamples: previous == nil ? 0 : measurements.samples - sourceFramesRead())
     }
 
     /// Measures a stored Ogg Opus file by decoding it: for a file that lost its catalog row. The
@@ -205,7 +246,9 @@ public struct Transcoder: Sendable {
             if n == 0 { break }
             block.withUnsafeBufferPointer { analyzer.consume(UnsafeBufferPointer(rebasing: $0[0..<n * reader.channels])) }
         }
-        let (m, w) = analyzer.finish()
+        var (m, w) = analyzer.finish()
+        let role = info.tags["RECORDED_ROLE"].flatMap(SpeakerRole.init(rawValue:)) ?? recordedRole
+        m.speakers = m.speakers?.withRecordedRole(role)
         return (m, w, info)
     }
 

@@ -99,7 +99,7 @@ enum OpenAPIRoute {
                   properties: {code: {type: string}, message: {type: string}}
             Recording:
               type: object
-              required: [uniqueid, company, agent, lead_number, started_at, samples, sample_rate, channels, duration_ms, source, opus, silence, levels, legal_hold, parts, pauses, gaps, answered_at, ended_at, hangup_cause]
+              required: [uniqueid, company, agent, lead_number, started_at, samples, sample_rate, channels, duration_ms, source, opus, silence, levels, legal_hold, parts, pauses, gaps, answered_at, ended_at, hangup_cause, speakers, overtalk_ms, dead_air_ms, talk_ratio, lone_leg]
               properties:
                 uniqueid: {type: string}
                 company: {type: [string, "null"]}
@@ -108,9 +108,28 @@ enum OpenAPIRoute {
                 started_at: {type: string, format: date-time}
                 samples: {type: integer, minimum: 0}
                 sample_rate: {type: integer, minimum: 1}
-                channels: {type: integer, minimum: 1}
+                channels: {type: integer, minimum: 1, maximum: 2}
                 duration_ms: {type: integer, minimum: 0}
-                parts: {type: integer, minimum: 1, description: how many source files (MixMonitor appends) made it}
+                parts: {type: integer, minimum: 1, description: "how many source files made it (MixMonitor appends, r()/t() legs, a verified mix)"}
+                speakers:
+                  description: "two-channel recordings: one entry per channel (channel 0 = read from the recorded channel); null for mono"
+                  type: [array, "null"]
+                  items:
+                    type: object
+                    required: [channel, role, talk_ms, longest_talk_ms, interruptions, zero_runs, peak_dbfs, rms_dbfs]
+                    properties:
+                      channel: {type: integer, minimum: 0, maximum: 1}
+                      role: {enum: [agent, customer]}
+                      talk_ms: {type: integer, minimum: 0}
+                      longest_talk_ms: {type: integer, minimum: 0}
+                      interruptions: {type: integer, minimum: 0}
+                      zero_runs: {type: array, items: {type: array, items: {type: integer}, minItems: 2, maxItems: 2}}
+                      peak_dbfs: {type: [number, "null"]}
+                      rms_dbfs: {type: [number, "null"]}
+                overtalk_ms: {type: [integer, "null"], minimum: 0, description: both channels talking; null for mono}
+                dead_air_ms: {type: [integer, "null"], minimum: 0, description: neither channel talking; null for mono}
+                talk_ratio: {type: [number, "null"], minimum: 0, maximum: 1, description: "the agent's share of all talk; null for mono or when nobody talks"}
+                lone_leg: {type: [string, "null"], enum: [read, write, null], description: "a mono recording of one r()/t() leg whose partner never arrived"}
                 source:
                   type: object
                   required: [format, bytes, sha256]
@@ -302,6 +321,11 @@ enum OpenAPIRoute {
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
                 - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
                 - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
+                - {name: min_overtalk_ms, in: query, description: "two-channel recordings with at least this much overtalk (mono ones never match)", schema: {type: integer, minimum: 0}}
+                - {name: min_dead_air_ms, in: query, description: "two-channel recordings with at least this much dead air", schema: {type: integer, minimum: 0}}
+                - {name: min_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at least this", schema: {type: number, minimum: 0, maximum: 1}}
+                - {name: max_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at most this", schema: {type: number, minimum: 0, maximum: 1}}
+                - {name: channels, in: query, schema: {enum: ["1", "2"]}}
               responses:
                 "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
@@ -319,6 +343,11 @@ enum OpenAPIRoute {
                 - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
                 - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
                 - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
+                - {name: min_overtalk_ms, in: query, description: "two-channel recordings with at least this much overtalk (mono ones never match)", schema: {type: integer, minimum: 0}}
+                - {name: min_dead_air_ms, in: query, description: "two-channel recordings with at least this much dead air", schema: {type: integer, minimum: 0}}
+                - {name: min_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at least this", schema: {type: number, minimum: 0, maximum: 1}}
+                - {name: max_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at most this", schema: {type: number, minimum: 0, maximum: 1}}
+                - {name: channels, in: query, schema: {enum: ["1", "2"]}}
               responses:
                 "200": {description: a page}
                 "400": {description: a malformed request}

@@ -140,7 +140,10 @@ struct RecordingRoutes: Sendable {
         return n
     }
 
-    static let listParameters: Set<String> = ["from", "to", "company", "agent", "lead_number", "limit", "cursor", "min_duration_ms", "held"]
+    static let listParameters: Set<String> = [
+        "from", "to", "company", "agent", "lead_number", "limit", "cursor", "min_duration_ms", "held",
+        "min_overtalk_ms", "min_dead_air_ms", "min_talk_ratio", "max_talk_ratio", "channels",
+    ]
 
     @Sendable func list(_ request: Request, context: CallrecContext) async throws -> Response {
         let principal = try context.who
@@ -182,6 +185,25 @@ struct RecordingRoutes: Sendable {
         if let h = try param("held") {
             guard h == "true" || h == "false" else { throw APIError(.badRequest, "invalid_held", "held is true or false") }
             query.heldOnly = h == "true"
+        }
+        // Two-channel figures (a mono recording has none, so matches none of these).
+        func milliseconds(_ name: String) throws -> Int? {
+            guard let v = try param(name) else { return nil }
+            guard let n = Int(v), n >= 0 else { throw APIError(.badRequest, "invalid_\(name)", "\(name) is a whole number of milliseconds ≥ 0") }
+            return n
+        }
+        func ratio(_ name: String) throws -> Double? {
+            guard let v = try param(name) else { return nil }
+            guard let r = Double(v), (0...1).contains(r) else { throw APIError(.badRequest, "invalid_\(name)", "\(name) is a number from 0 to 1") }
+            return r
+        }
+        query.minOvertalkMs = try milliseconds("min_overtalk_ms")
+        query.minDeadAirMs = try milliseconds("min_dead_air_ms")
+        query.minTalkRatio = try ratio("min_talk_ratio")
+        query.maxTalkRatio = try ratio("max_talk_ratio")
+        if let c = try param("channels") {
+            guard c == "1" || c == "2" else { throw APIError(.badRequest, "invalid_channels", "channels is 1 or 2") }
+            query.channels = Int(c)
         }
         let body = try await service.listJSON(query, for: principal)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))

@@ -14,6 +14,10 @@ public struct Settings: Sendable {
     public var timeZone: TimeZone
     public var encoder: EncoderOptions
     public var spoolPattern: String?
+    /// `CALLREC_RAW_CHANNELS` (1 or 2, default 1): whether the spool's `.raw` files are MixMonitor `D` stereo.
+    public var rawChannels: Int
+    /// `CALLREC_RECORDED_ROLE` (`agent` or `customer`, default `agent`): channel 0's role in two-channel recordings.
+    public var recordedRole: SpeakerRole
     public var watcher: WatcherOptions
     /// `CALLREC_RETENTION_DAYS` (default 90).
     public var retentionDays: Int
@@ -44,11 +48,16 @@ public struct Settings: Sendable {
         timeZone = zone
         do { encoder = try EncoderOptions.fromEnvironment(env) } catch { throw SettingsError("\(error)") }
         spoolPattern = value("CALLREC_SPOOL_PATTERN")
+        do {
+            rawChannels = try Transcoder.rawChannels(fromEnvironment: env)
+            recordedRole = try SpeakerRole.recorded(fromEnvironment: env)
+        } catch { throw SettingsError("\(error)") }
         watcher = WatcherOptions()
         if let ms = try number("CALLREC_SETTLE_MS", 0...3_600_000) { watcher.settle = ms / 1000 }
         if let s = try number("CALLREC_SCAN_AGE", 0...86400) { watcher.scanAge = s }
         if let s = try number("CALLREC_RESCAN_SECONDS", 0.1...86400) { watcher.rescanInterval = s }
         if let n = try number("CALLREC_WORKERS", 1...256) { watcher.workers = Int(n) }
+        if let s = try number("CALLREC_LEG_WAIT", 0...86400) { watcher.legWait = s }
         retentionDays = Int(try number("CALLREC_RETENTION_DAYS", 0...36500) ?? 90)
         let at = value("CALLREC_PURGE_AT") ?? "03:00"
         guard let purgeAt = Self.clockTime(at) else { throw SettingsError("CALLREC_PURGE_AT must be HH:MM, not '\(at)'") }

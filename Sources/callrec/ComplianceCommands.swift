@@ -156,7 +156,7 @@ struct Reindex: AsyncParsableCommand {
     func run() async throws {
         let settings = try common.loadSettings()
         let catalog = try common.loadCatalog(settings)
-        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
+        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
         let report = ingestor.recover(pendingUniqueids: [])
         print("\(report.adoptedFiles) recording(s) taken back into the catalog, \(report.removedTemporaryFiles) temporary file(s) removed, \(report.finishedRemovals) removal(s) finished")
         if !report.failures.isEmpty { throw CommandFailure("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }

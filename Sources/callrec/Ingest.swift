@@ -3,6 +3,7 @@ import CallrecCatalog
 import CallrecIngest
 import CallrecMedia
 import CallrecServer
+import CallrecSupport
 import Foundation
 
 struct Ingest: AsyncParsableCommand {
@@ -11,7 +12,9 @@ struct Ingest: AsyncParsableCommand {
         discussion: """
             Each FILE is transcoded, verified, catalogued, and then removed (as the watcher removes it \
             from the spool); a file that cannot be ingested is moved to <data>/quarantine with its \
-            reason. Exits non-zero if any file was quarantined or could not be ingested.
+            reason. MixMonitor r()/t() legs given together (<base>-r.<ext> and <base>-t.<ext>, with \
+            or without the mix <base>.<ext>) become one two-channel recording; a leg given alone is \
+            stored mono and flagged. Exits non-zero if any file was quarantined or could not be ingested.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -25,18 +28,34 @@ struct Ingest: AsyncParsableCommand {
         do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw CommandFailure("\(error)") }
         let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
         let ingestor = Ingestor(
-            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: naming, spoolRoot: spoolRoot,
+            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: naming, spoolRoot: spoolRoot,
             logger: makeLogger("callrec.ingest"))
         var failures = 0
         var results: [[String: String]] = []
-        for (i, file) in files.enumerated() {
-            let path = URL(fileURLWithPath: file).standardizedFileURL.path
-            if stderrIsTerminal && !json { FileHandle.standardError.write(Data("[\(i + 1)/\(files.count)] \(file)…\r".utf8)) }
-            let outcome = ingestor.ingest(path: path)
+        // The files of one call with r()/t() legs (same folder and uniqueid) go in together.
+        var units: [[String]] = []
+        var unitOf: [String: Int] = [:]
+        let paths = files.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let names = paths.map { naming.parse(ingestor.relative($0)) }
+        for (i, path) in paths.enumerated() {
+            if let n = names[i] {
+                let key = parentDirectory(of: path) + "/" + n.uniqueid
+                let hasLegs = names.indices.contains { j in names[j]?.uniqueid == n.uniqueid && names[j]?.leg != nil && parentDirectory(of: paths[j]) == parentDirectory(of: path) }
+                if hasLegs {
+                    if let u = unitOf[key] { units[u].append(path) } else { unitOf[key] = units.count; units.append([path]) }
+                    continue
+                }
+            }
+            units.append([path])
+        }
+        for (i, unit) in units.enumerated() {
+            let file = unit.count == 1 ? files[paths.firstIndex(of: unit[0])!] : unit.joined(separator: " + ")
+            if stderrIsTerminal && !json { FileHandle.standardError.write(Data("[\(i + 1)/\(units.count)] \(file)…\r".utf8)) }
+            let outcome = unit.count == 1 ? ingestor.ingest(path: unit[0]) : ingestor.ingest(call: unit)
             var line: [String: String] = ["file": file]
             switch outcome {
             case .ingested(let id, let parts):
-                line["status"] = parts > 1 ? "appended" : "ingested"
+                line["status"] = parts > 1 && unit.count == 1 ? "appended" : "ingested"
                 line["uniqueid"] = id
             case .duplicate(let id):
                 line["status"] = "duplicate"
@@ -64,7 +83,7 @@ struct Ingest: AsyncParsableCommand {
             }
         }
         if failures > 0 {
-            throw CommandFailure("\(failures) of \(files.count) file(s) not ingested")
+            throw CommandFailure("\(failures) of \(units.count) recording(s) not ingested")
         }
     }
 }

@@ -8,7 +8,8 @@ struct Transcode: AsyncParsableCommand {
         discussion: """
             IN is any recording MixMonitor writes (wav, wav16, WAV, gsm, ulaw/alaw and their alias \
             extensions, sln*), or any PCM WAV. Encoder settings come from CALLREC_OPUS_BITRATE \
-            (default 16000) and CALLREC_OPUS_COMPLEXITY (default \(EncoderOptions.defaultComplexity)).
+            (default 16000) and CALLREC_OPUS_COMPLEXITY (default \(EncoderOptions.defaultComplexity)); a .raw \
+            file is mono unless CALLREC_RAW_CHANNELS=2 (MixMonitor's D option: interleaved stereo).
             """)
 
     @Argument(help: "The recording to read.") var input: String
@@ -19,17 +20,23 @@ struct Transcode: AsyncParsableCommand {
 
     func run() async throws {
         let encoder: EncoderOptions
-        do { encoder = try EncoderOptions.fromEnvironment() } catch { throw CommandFailure("\(error)") }
+        let rawChannels: Int
+        let role: SpeakerRole
+        do {
+            encoder = try EncoderOptions.fromEnvironment()
+            rawChannels = try Transcoder.rawChannels(fromEnvironment: ProcessInfo.processInfo.environment)
+            role = try SpeakerRole.recorded(fromEnvironment: ProcessInfo.processInfo.environment)
+        } catch { throw CommandFailure("\(error)") }
         let id = uniqueid ?? Self.stem(input)
         let result: TranscodeResult
         do {
-            result = try Transcoder(encoder: encoder).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
+            result = try Transcoder(encoder: encoder, rawChannels: rawChannels, recordedRole: role).transcode(input: input, output: output, tags: RecordingTags(uniqueid: id))
         } catch {
             throw CommandFailure("\(error)")
         }
         if let waveform {
             do {
-                try JSONEncoder.callrec.encode(result.waveform).write(to: URL(fileURLWithPath: waveform), options: .atomic)
+                try result.waveform.json().write(to: URL(fileURLWithPath: waveform), options: .atomic)
             } catch { throw CommandFailure("cannot write \(waveform): \(error.localizedDescription)") }
         }
         let report = MediaReport(result)

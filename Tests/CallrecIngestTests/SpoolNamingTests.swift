@@ -12,6 +12,31 @@ struct SpoolNamingTests {
         #expect(n.parse("notes.txt") == nil)
     }
 
+    /// MixMonitor `r()`/`t()` legs: `-r`/`-t` (and `-in`/`-out`) name the side of `<uniqueid>`.
+    @Test func legs() throws {
+        let n = try SpoolNaming()
+        let r = try #require(n.parse("1795635600.57-r.wav"))
+        #expect(r.uniqueid == "1795635600.57")
+        #expect(r.leg == .read)
+        #expect(n.parse("1795635600.57-t.wav")?.leg == .write)
+        #expect(n.parse("sub/1795635600.57-in.WAV")?.leg == .read)
+        #expect(n.parse("pbx1-1795635600.57-out.wav")?.leg == .write)
+        #expect(n.parse("pbx1-1795635600.57-out.wav")?.uniqueid == "pbx1-1795635600.57")
+        #expect(n.parse("1795635600.57.wav")?.leg == nil)
+        #expect(n.parse("out-5511-1001-20261124-170000-1795635600.57-t.wav")?.leg == .write)
+        let p = try SpoolNaming(pattern: "{company}/{uniqueid}.{leg}.{ext}")
+        #expect(p.parse("42/1795635600.57.in.wav")?.leg == .read)
+        #expect(p.parse("42/1795635600.57.in.wav")?.metadata.company == "42")
+    }
+
+    /// `{channels}` tells a `.raw` file's channel count (MixMonitor `D` writes 2).
+    @Test func channelsPlaceholder() throws {
+        let n = try SpoolNaming(pattern: "{channels}ch/{uniqueid}.{ext}")
+        #expect(n.parse("2ch/1795635585.53.raw")?.channels == 2)
+        #expect(n.parse("1ch/1795635585.53.raw")?.channels == 1)
+        #expect(n.parse("1795635585.53.raw")?.channels == nil)
+    }
+
     @Test func freePBX() throws {
         let n = try SpoolNaming()
         let out = try #require(n.parse("2026/11/24/out-5511999990000-1001-20261124-170000-1732467600.42.wav"))

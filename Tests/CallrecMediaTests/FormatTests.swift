@@ -31,6 +31,11 @@ struct FormatTests {
         Case(file: "hd48k-24bit.wav", rate: 48000, channels: 1, samples: 48000, format: "wav"),
         Case(file: "u8.wav", rate: 8000, channels: 1, samples: 16000, format: "wav"),
         Case(file: "silence.wav", rate: 8000, channels: 1, samples: 12000, format: "wav"),
+        // Real Asterisk 22 recordings (Fixtures/audio/asterisk-22/README.md).
+        // 299 GSM blocks, no pad byte: `fact` and the block count say 95,680, libsndfile 96,000.
+        Case(file: "asterisk-22/1795635715.81.WAV", rate: 8000, channels: 1, samples: 95680, format: "wav"),
+        Case(file: "asterisk-22/1795635615.61.wav", rate: 8000, channels: 1, samples: 95680, format: "wav"),
+        Case(file: "asterisk-22/1795635600.57.wav", rate: 8000, channels: 1, samples: 95840, format: "wav"),
     ]
 
     @Test(arguments: cases)
@@ -77,6 +82,35 @@ struct FormatTests {
         #expect(result.sourceSHA256 == (try Transcoder.sha256(of: Paths.fixture(c.file))))
         #expect(result.opus.sha256 == (try Transcoder.sha256(of: out)))
         #expect(dir.contents == ["out.opus"], "no temporary file left behind")
+    }
+
+    /// A GSM WAV whose decoder length disagrees with its `fact` chunk and block count is cut to
+    /// them, and the report says so; one where they agree says nothing.
+    @Test func gsmOddBlockCountIsTrimmedAndReported() throws {
+        let dir = TempDir()
+        let odd = try Transcoder().transcode(
+            input: Paths.fixture("asterisk-22/1795635715.81.WAV"), output: dir.file("a.opus"), tags: RecordingTags(uniqueid: "1795635715.81"))
+        #expect(odd.measurements.samples == 95680)
+        #expect(odd.source.lengthDisagreement == SampleCountDisagreement(fact: 95680, blocks: 95680, decoder: 96000))
+        let json = String(decoding: try JSONEncoder.callrec.encode(MediaReport(odd)), as: UTF8.self)
+        #expect(json.contains(#""length_disagreement":{"blocks":95680,"decoder":96000,"fact":95680}"#))
+        let even = try Transcoder().transcode(input: Paths.fixture("speech.WAV"), output: dir.file("b.opus"), tags: RecordingTags(uniqueid: "x"))
+        #expect(even.source.lengthDisagreement == nil)
+        #expect(String(decoding: try JSONEncoder.callrec.encode(MediaReport(even)), as: UTF8.self).contains(#""length_disagreement":null"#))
+    }
+
+    /// A level a hair under full scale rounds to 0, never to −0 (which JSON would print as `-0`).
+    @Test func levelsNeverPrintMinusZero() throws {
+        let dir = TempDir()
+        let input = dir.file("full.wav")
+        let samples = (0..<8000).map { i -> Int16 in i % 2 == 0 ? 32767 : -32767 }
+        try (MixMonitorWriter.header(dataBytes: samples.count * 2, sampleRate: 8000) + samples.withUnsafeBytes { Data($0) })
+            .write(to: URL(fileURLWithPath: input))
+        let result = try Transcoder().transcode(input: input, output: dir.file("full.opus"), tags: RecordingTags(uniqueid: "1"))
+        #expect(result.measurements.levels.peakDBFS == 0)
+        #expect(result.measurements.levels.peakDBFS?.sign == .plus)
+        let json = String(decoding: try JSONEncoder.callrec.encode(MediaReport(result)), as: UTF8.self)
+        #expect(!json.contains("-0,") && !json.contains("-0}"), "\(json)")
     }
 
     /// A recording that clips (speech played 8× too loud, clamped at full scale, both ways):

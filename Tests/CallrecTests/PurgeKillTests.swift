@@ -22,10 +22,12 @@ struct PurgeKillTests {
                 let id = "1732467600.\(i)"
                 let rel = first.opusPath.replacingOccurrences(of: "1732467600.0.opus", with: "\(id).opus")
                 link(data + "/" + first.opusPath, data + "/" + rel)
+                // Named columns: other branches' migrations add columns too (copied as they are).
+                let copied = "started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms, source_format, source_bytes, "
+                    + "source_sha256, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs, rms_dbfs, clipped_samples, parts, legal_hold, "
+                    + "ingested_at, updated_at, hold_reason, hold_by, hold_at"
                 try db.execute(sql: """
-                    INSERT INTO recording SELECT ?, started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms, source_format,
-                      source_bytes, source_sha256, ?, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs, rms_dbfs, clipped_samples, parts,
-                      legal_hold, ingested_at, updated_at, hold_reason, hold_by, hold_at FROM recording WHERE uniqueid = '1732467600.0'
+                    INSERT INTO recording (uniqueid, opus_path, \(copied)) SELECT ?, ?, \(copied) FROM recording WHERE uniqueid = '1732467600.0'
                     """, arguments: [id, rel])
             }
         }
