@@ -63,7 +63,10 @@ public enum CallrecApplication {
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
         var services: [any Service] = [audit, exports]
-        if let ami { services.append(ami) }
+        if let ami {
+            services.append(ami)
+            services.append(AMILiveFeed(tracker: ami.tracker, live: live, naming: try? SpoolNaming(pattern: settings.spoolPattern), interval: .seconds(1), now: now))
+        }
         if let webhooks { services.append(webhooks) }
         if let purge { services.append(purge) }
         if let watcher {

@@ -12,8 +12,13 @@ public struct LiveCall: Sendable, Equatable, Encodable {
     public var startedAt: Date
     public var durationMs: Int
     public var updatedAt: Date
+    /// A PCI pause is on (known from AMI only; false without it).
+    public var paused: Bool
 
-    public init(uniqueid: String, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, startedAt: Date, durationMs: Int, updatedAt: Date) {
+    public init(
+        uniqueid: String, company: String? = nil, agent: String? = nil, leadNumber: String? = nil, startedAt: Date, durationMs: Int, updatedAt: Date,
+        paused: Bool = false
+    ) {
         self.uniqueid = uniqueid
         self.company = company
         self.agent = agent
@@ -21,10 +26,11 @@ public struct LiveCall: Sendable, Equatable, Encodable {
         self.startedAt = startedAt
         self.durationMs = durationMs
         self.updatedAt = updatedAt
+        self.paused = paused
     }
 
     enum CodingKeys: String, CodingKey {
-        case uniqueid, company, agent, leadNumber = "lead_number", startedAt = "started_at", durationMs = "duration_ms", updatedAt = "updated_at"
+        case uniqueid, company, agent, leadNumber = "lead_number", startedAt = "started_at", durationMs = "duration_ms", updatedAt = "updated_at", paused
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -36,6 +42,7 @@ public struct LiveCall: Sendable, Equatable, Encodable {
         try c.encode(Self.iso(startedAt), forKey: .startedAt)
         try c.encode(durationMs, forKey: .durationMs)
         try c.encode(Self.iso(updatedAt), forKey: .updatedAt)
+        try c.encode(paused, forKey: .paused)
     }
 
     static func iso(_ d: Date) -> String {
@@ -48,7 +55,8 @@ public struct LiveCall: Sendable, Equatable, Encodable {
     func merged(with o: LiveCall) -> LiveCall {
         LiveCall(
             uniqueid: uniqueid, company: company ?? o.company, agent: agent ?? o.agent, leadNumber: leadNumber ?? o.leadNumber,
-            startedAt: min(startedAt, o.startedAt), durationMs: max(durationMs, o.durationMs), updatedAt: max(updatedAt, o.updatedAt))
+            startedAt: min(startedAt, o.startedAt), durationMs: max(durationMs, o.durationMs), updatedAt: max(updatedAt, o.updatedAt),
+            paused: paused || o.paused)
     }
 }
 

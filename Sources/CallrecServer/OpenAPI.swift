@@ -71,9 +71,9 @@ enum OpenAPIRoute {
               schema: {type: string, minLength: 1, maxLength: 128, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}
           schemas:
             LiveCall:
-              description: a call being recorded now (a spool file MixMonitor is still writing; more sources later)
+              description: a call being recorded now (a spool file MixMonitor is still writing, or, with CALLREC_AMI, a call whose MixMonitorStart Asterisk reported and whose hangup it has not)
               type: object
-              required: [uniqueid, company, agent, lead_number, started_at, duration_ms, updated_at]
+              required: [uniqueid, company, agent, lead_number, started_at, duration_ms, updated_at, paused]
               properties:
                 uniqueid: {type: string}
                 company: {type: [string, "null"], description: "from the spool name; null when not known yet (then only unscoped tokens see the call)"}
@@ -82,6 +82,7 @@ enum OpenAPIRoute {
                 started_at: {type: string, format: date-time, description: "the uniqueid's epoch, else when the file was first seen"}
                 duration_ms: {type: integer, minimum: 0, description: "recorded so far: from the file's size and format, else from its last write"}
                 updated_at: {type: string, format: date-time, description: the last write seen}
+                paused: {type: boolean, description: "a PCI pause (POST /recordings/{id}/pause) is on; always false without CALLREC_AMI"}
             TimeOrEmpty:
               description: a Time; empty is the same as absent
               anyOf: [{$ref: '#/components/schemas/Time'}, {type: string, maxLength: 0}]

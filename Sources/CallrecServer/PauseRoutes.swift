@@ -50,10 +50,16 @@ struct PauseRoutes: Sendable {
     func company(of call: TrackedCall) async throws -> String? {
         if let m = try await service.catalog.pendingMetadata(call.uniqueid), let c = m.company { return c }
         if let row = try await service.catalog.find(call.uniqueid) { return row.company }
+        return Self.fileMetadata(call, naming: naming)?.company
+    }
+
+    /// What MIXMONITOR_FILENAME says under `CALLREC_SPOOL_PATTERN` (read from its end: the
+    /// pattern is relative to the spool, the file name absolute).
+    static func fileMetadata(_ call: TrackedCall, naming: SpoolNaming?) -> Metadata? {
         guard let naming, let file = call.file else { return nil }
         let parts = file.split(separator: "/").map(String.init)
         for k in stride(from: min(parts.count, 8), through: 1, by: -1) {
-            if let n = naming.parse(parts.suffix(k).joined(separator: "/")), n.uniqueid == call.uniqueid, let c = n.metadata.company { return c }
+            if let n = naming.parse(parts.suffix(k).joined(separator: "/")), n.uniqueid == call.uniqueid { return n.metadata }
         }
         return nil
     }

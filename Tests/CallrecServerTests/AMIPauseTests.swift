@@ -144,6 +144,14 @@ import Testing
             let mute = await peer.waitForAction { $0["Action"] == "MixMonitorMute" && $0["State"] == "1" }
             #expect(mute?["Channel"] == Self.channel && mute?["Direction"] == "both" && mute?["ActionID"]?.isEmpty == false)
             #expect(ami.tracker.live(Self.id)?.paused == true)
+            // The live list has it from AMI (no spool watcher here), paused, within the feed's second.
+            let admin = try await h.token(.admin)
+            let listed = try await eventuallyAsync(2.5) { () async throws -> Bool in
+                let answer = try await client.execute(uri: "/calls/live", method: .get, headers: h.bearer(admin))
+                let calls = answer.json["calls"] as? [[String: Any]] ?? []
+                return calls.contains { $0["uniqueid"] as? String == Self.id && $0["paused"] as? Bool == true }
+            }
+            #expect(listed, "GET /calls/live shows the AMI call as paused")
             try await Self.sleep(until: start, plus: try Self.muteOffset(1))
             let resumed = try await client.execute(uri: "/recordings/\(Self.id)/resume", method: .post, headers: h.bearer(recorder))
             #expect(resumed.status == .ok, "\(resumed.text)")

@@ -63,7 +63,7 @@ struct LiveTests {
             #expect(try await ids(nil).0 == .unauthorized)
             let r = try await client.execute(uri: "/calls/live", method: .get, headers: h.bearer(viewer42))
             let call = try #require((r.json["calls"] as? [[String: Any]])?.first)
-            #expect(Set(call.keys) == ["uniqueid", "company", "agent", "lead_number", "started_at", "duration_ms", "updated_at"])
+            #expect(Set(call.keys) == ["uniqueid", "company", "agent", "lead_number", "started_at", "duration_ms", "updated_at", "paused"])
             #expect(call["started_at"] as? String == "2024-11-24T17:00:00.000Z" && call["lead_number"] is NSNull)
             // The stream needs Accept: text/event-stream.
             let plain = try await client.execute(uri: "/events", method: .get, headers: h.bearer(admin))
