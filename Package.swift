@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "CallrecSupport", "CallrecMedia",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -105,12 +106,13 @@ let package = Package(
             dependencies: [
                 "CallrecSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),
-        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
-        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "CallrecServerTests",
             dependencies: [

@@ -37,6 +37,9 @@ public struct PreviousRecording: Sendable {
 public struct Transcoder: Sendable {
     public var encoder: EncoderOptions
     public var analysis: AnalysisOptions
+    /// Encryption at rest: when set, the Opus file is written sealed under the data key this
+    /// returns for the recording's uniqueid (created and stored durably before any byte is sealed).
+    public var sealing: (@Sendable (_ uniqueid: String) throws -> DataKey)?
     static let blockFrames = 8192
 
     public init(encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions()) {
@@ -97,7 +100,7 @@ public struct Transcoder: Sendable {
             defer { if hashFD >= 0 { close(hashFD) } }
             return try sourceSHA256 ?? Self.sha256(ofDescriptor: hashFD, name: input)
         }
-        let file = try FileOutput(creating: temp)
+        let file = try FileOutput(creating: temp, sealing: try sealing.map { SealContext(key: try $0(tags.uniqueid)) })
         chmod(temp, 0o640)  // recordings are personal data: not readable by every local user
 
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]
