@@ -303,6 +303,13 @@ public final class KeyStore: DataKeySource, @unchecked Sendable {
         return try database().read { try Int.fetchOne($0, sql: "SELECT count(*) FROM data_key") ?? 0 }
     }
 
+    /// How many data keys each KEK wraps.
+    public func countsByKEK() throws -> [String: Int] {
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        let rows = try database().read { try Row.fetchAll($0, sql: "SELECT kek_id, count(*) FROM data_key GROUP BY kek_id") }
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0[0] as String, $0[1] as Int) })
+    }
+
     /// Every data key the store holds, unwrapped: for tests that show what the system can still
     /// decrypt.
     public func everyDataKey() throws -> [DataKey] {

@@ -92,15 +92,18 @@ public struct Exporter: Sendable {
     /// catalog fails the export.
     func copy(_ row: RecordingRow, into zip: ZipWriter, buffer: UnsafeMutableRawBufferPointer) throws -> (Int, String) {
         let path = catalog.data.absolute(row.opusPath)
-        let input = open(path, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)") }
-        defer { close(input) }
+        // A sealed file is exported as its plaintext Opus (decrypted segment by segment).
+        let input: StoredFile
+        do { input = try StoredFile(path: path) } catch let e as SealError {
+            throw ExportError("\(row.uniqueid): \(e) (run callrec verify)")
+        } catch {
+            throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)")
+        }
         var hasher = SHA256()
         var bytes = 0
         try zip.add(name: row.opusPath) { emit in
             while true {
-                let n = read(input, buffer.baseAddress!, buffer.count)
-                if n < 0 { throw ExportError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                let n = try input.read(into: buffer.baseAddress!, count: buffer.count, at: bytes)
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 hasher.update(bufferPointer: chunk)

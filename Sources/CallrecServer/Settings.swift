@@ -22,6 +22,9 @@ public struct Settings: Sendable {
     public var exportTTL: TimeInterval
     /// `CALLREC_WEBHOOK_URL`: where events go; nil leaves webhooks off (and writes no events).
     public var webhookURL: URL?
+    /// `CALLREC_ENCRYPTION=on|off` (default off): new recordings are written sealed (README,
+    /// "Encryption at rest", says why off is the default).
+    public var encryption: Bool
 
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
@@ -49,12 +52,28 @@ public struct Settings: Sendable {
         guard let purgeAt = Self.clockTime(at) else { throw SettingsError("CALLREC_PURGE_AT must be HH:MM, not '\(at)'") }
         self.purgeAt = purgeAt
         exportTTL = (try number("CALLREC_EXPORT_TTL_HOURS", 0.001...87600) ?? 24) * 3600
+        switch value("CALLREC_ENCRYPTION")?.lowercased() ?? "off" {
+        case "on": encryption = true
+        case "off": encryption = false
+        case let other: throw SettingsError("CALLREC_ENCRYPTION must be on or off, not '\(other)'")
+        }
         if let hook = value("CALLREC_WEBHOOK_URL") {
             guard let url = URL(string: hook), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 throw SettingsError("CALLREC_WEBHOOK_URL must be an http(s) URL, not '\(hook)'")
             }
             webhookURL = url
         }
+    }
+
+    /// The media pipeline as these settings want it: sealing each new file under its recording's
+    /// data key (from the catalog's key store) when encryption is on.
+    public func transcoder(for catalog: Catalog) -> Transcoder {
+        var t = Transcoder(encoder: encoder)
+        if encryption {
+            let keys = catalog.keys
+            t.sealing = { uniqueid in try keys.dataKey(forRecording: uniqueid) }
+        }
+        return t
     }
 
     /// "HH:MM" → (hour, minute), or nil.

@@ -138,9 +138,10 @@ struct Verify: AsyncParsableCommand {
         do { report = try IntegrityChecker(catalog: catalog).verify { progressLine("verified \($0)/\($1)") } } catch { throw CommandFailure("\(error)") }
         endProgress()
         if json { try printJSON(report) } else {
-            print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged")
+            print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged, \(report.shredded.count) shredded")
             for id in report.missing { print("missing\t\(id)") }
             for id in report.damaged { print("damaged\t\(id)") }
+            for id in report.shredded { print("shredded\t\(id)") }
         }
         if !report.missing.isEmpty || !report.damaged.isEmpty {
             throw CommandFailure("\(report.missing.count) missing and \(report.damaged.count) damaged file(s)")
@@ -156,7 +157,7 @@ struct Reindex: AsyncParsableCommand {
     func run() async throws {
         let settings = try common.loadSettings()
         let catalog = try common.loadCatalog(settings)
-        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
+        let ingestor = Ingestor(catalog: catalog, transcoder: settings.transcoder(for: catalog), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
         let report = ingestor.recover(pendingUniqueids: [])
         print("\(report.adoptedFiles) recording(s) taken back into the catalog, \(report.removedTemporaryFiles) temporary file(s) removed, \(report.finishedRemovals) removal(s) finished")
         if !report.failures.isEmpty { throw CommandFailure("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }
