@@ -20,11 +20,12 @@ struct KeysRotate: AsyncParsableCommand {
             """)
     @OptionGroup var common: CommonOptions
     @Flag(help: "Print a JSON summary.") var json = false
+    @Option(help: .hidden) var batch = 5000
 
     func run() async throws {
         let catalog = try common.loadCatalog(try common.loadSettings())
         let report: RotationReport
-        do { report = try catalog.keys.rotate { progressLine("re-wrapped \($0)/\($1)") } } catch { throw CommandFailure("\(error)") }
+        do { report = try catalog.keys.rotate(batch: max(1, batch)) { progressLine("re-wrapped \($0)/\($1)") } } catch { throw CommandFailure("\(error)") }
         endProgress()
         if json { try printJSON(report) } else {
             print("\(report.rewrapped) data key(s) re-wrapped under \(report.kek); \(report.keys) in the key store; retired: \(report.retired.isEmpty ? "none" : report.retired.joined(separator: ", "))")
