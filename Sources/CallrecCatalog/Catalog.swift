@@ -243,6 +243,10 @@ public final class Catalog: Sendable {
                 t.column("exp", .integer).notNull()
             }
         }
+        m.registerMigration("v12-encryption") { db in
+            // An export sealed for an age recipient (`age1…`) keeps it, so a restart redoes it sealed.
+            try db.alter(table: "export_job") { t in t.add(column: "recipient", .text) }
+        }
         return m
     }
 }

@@ -249,7 +249,7 @@ final class RecordingService: Sendable {
 
     /// Queues an export of the principal's recordings in `from..<to`: 429 past the per-principal
     /// job limits, 507 when the export would not leave the reserve free on the data's file system.
-    func createExport(from: Date, to: Date, company: String?, by principal: Principal) async throws -> ExportJob {
+    func createExport(from: Date, to: Date, company: String?, recipient: String? = nil, by principal: Principal) async throws -> ExportJob {
         let company = try principal.scope.restrict(company)
         let counts = try await catalog.jobCounts(requestedBy: principal.actor)
         if counts.active >= maxActiveExports {
@@ -270,7 +270,7 @@ final class RecordingService: Sendable {
                 "the export needs about \(needed >> 20) MiB and the data directory has \(free >> 20) MiB free (\(exportReserveBytes >> 20) MiB are kept in reserve)")
         }
         let id = randomHex(bytes: 16)
-        let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: now())
+        let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: now(), recipient: recipient)
         try await catalog.saveJob(job)
         return job
     }

@@ -172,9 +172,13 @@ struct Export: AsyncParsableCommand {
     @Option(help: "To this instant or date (exclusive).") var to: String
     @Option(help: "Only this company.") var company: String?
     @Option(help: "The ZIP to write.") var out: String
+    @Option(help: ArgumentHelp("Seal the ZIP for this age recipient (age1…): `age -d -i IDENTITY` opens it.", valueName: "AGE_RECIPIENT"))
+    var recipient: String?
 
     func run() async throws {
         let settings = try common.loadSettings()
+        let sealedFor: AgeRecipient?
+        do { sealedFor = try recipient.map(AgeRecipient.init) } catch { throw CommandFailure("--recipient: \(error)") }
         let catalog = try common.loadCatalog(settings)
         var q = ListQuery(company: company)
         do {
@@ -183,10 +187,10 @@ struct Export: AsyncParsableCommand {
         } catch { throw CommandFailure("\(error)") }
         let summary: ExportSummary
         do {
-            summary = try Exporter(catalog: catalog).export(q, to: out) { progressLine("exported \($0)/\($1)") }
+            summary = try Exporter(catalog: catalog, recipient: sealedFor).export(q, to: out) { progressLine("exported \($0)/\($1)") }
         } catch { throw CommandFailure("\(error)") }
         endProgress()
-        try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)")])
+        try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)\(sealedFor.map { ", sealed for \($0)" } ?? "")")])
         print("\(out): \(summary.recordings) recording(s), \(summary.zipBytes) bytes, sha256 \(summary.zipSHA256)")
     }
 }
