@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Logging
+import NIOCore
 import Testing
 
 @testable import CallrecServer
@@ -97,6 +98,42 @@ struct SealedAudioTests {
                     #expect(!bad.bytes.isEmpty && Array(plain[70000..<71000]).withUnsafeBytes { p in !bad.bytes.elementsEqual(p) })
                 }
             }
+        }
+    }
+
+    /// `"recipient"` in POST /exports: validated (400 JSON), kept with the job, and the download
+    /// is the ZIP sealed in the age format, which `age -d` opens.
+    @Test func exportsSealedForARecipient() async throws {
+        let h = try await Harness()
+        let row = try Self.addSealed(h, "speech.wav", as: "1732467600.42")
+        let key = h.dir.file("age-key.txt")
+        #expect(try run("age-keygen", ["-o", key]).status == 0)
+        let recipient = String(decoding: try run("age-keygen", ["-y", key]).out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let compliance = try await h.token(.compliance)
+        try await h.test { client in
+            for bad in ["age1nope", "AGE-SECRET-KEY-1QQQ", ""] {
+                let r = try await client.execute(
+                    uri: "/exports", method: .post, headers: h.bearer(compliance),
+                    body: ByteBuffer(string: #"{"from":"2024-11-24","to":"2024-11-25","recipient":"\#(bad)"}"#))
+                #expect(r.status == .badRequest && (r.json["error"] as? [String: Any])?["code"] as? String == "invalid_recipient", "\(bad): \(r.text)")
+            }
+            let created = try await client.execute(
+                uri: "/exports", method: .post, headers: h.bearer(compliance),
+                body: ByteBuffer(string: #"{"from":"2024-11-24","to":"2024-11-25","recipient":"\#(recipient)"}"#))
+            #expect(created.status == .accepted && created.json["recipient"] as? String == recipient)
+            let id = try #require(created.json["id"] as? String)
+            _ = try await eventuallyAsync(10, every: .milliseconds(100)) {
+                try await client.execute(uri: "/exports/\(id)", method: .get, headers: h.bearer(compliance)).json["status"] as? String == "completed"
+            }
+            let download = try await client.execute(uri: "/exports/\(id)/download", method: .get, headers: h.bearer(compliance))
+            #expect(download.status == .ok)
+            #expect(download.headers[.contentDisposition]?.hasSuffix(".zip.age\"") == true)
+            let sealed = h.dir.file("export.age"), zip = h.dir.file("export.zip")
+            try Data(download.bytes).write(to: URL(fileURLWithPath: sealed))
+            #expect(try run("age", ["-d", "-i", key, "-o", zip, sealed]).status == 0)
+            let entry = try run("unzip", ["-p", zip, row.opusPath])
+            try entry.out.write(to: URL(fileURLWithPath: h.dir.file("e.opus")))
+            #expect(try Transcoder.sha256(of: h.dir.file("e.opus")) == row.opusSHA256)
         }
     }
 }
