@@ -258,6 +258,7 @@ public final class KeyStore: DataKeySource, @unchecked Sendable {
 
     public func dataKey(_ id: DataKeyID) throws -> SymmetricKey? {
         if let k = cachedDataKey(id) { return k }
+        guard FileManager.default.fileExists(atPath: path) else { return nil }  // no key store: nothing of ours
         let db = try database()
         guard let row = try db.read({ try Row.fetchOne($0, sql: "SELECT uniqueid, kek_id, wrapped FROM data_key WHERE key_id = ?", arguments: [Data(id.bytes)]) }) else {
             return nil

@@ -308,8 +308,14 @@ public enum DataKeys {
         return registry.sources.compactMap(\.source)
     }
 
+    /// The key from whichever store has it; a store that fails (its database unreadable) is
+    /// skipped, and its error thrown only when no store has the key.
     public static func key(_ id: DataKeyID) throws -> SymmetricKey? {
-        for s in sources { if let k = try s.dataKey(id) { return k } }
+        var failure: Error?
+        for s in sources {
+            do { if let k = try s.dataKey(id) { return k } } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
         return nil
     }
 
@@ -344,8 +350,10 @@ public final class StoredFile {
         try self.init(descriptor: fd, path: path, key: key)
     }
 
-    /// Takes ownership of `fd` (closed on failure too).
-    public init(descriptor fd: Int32, path: String, key: SymmetricKey? = nil, cachedKeysOnly: Bool = false) throws {
+    /// Takes ownership of `fd` (closed on failure too). `checkLast: false` skips authenticating
+    /// the last segment at open, for a caller that checks the size against the catalog's instead
+    /// (a file cut short at a segment boundary has another size): the fast path.
+    public init(descriptor fd: Int32, path: String, key: SymmetricKey? = nil, cachedKeysOnly: Bool = false, checkLast: Bool = true) throws {
         self.path = path
         descriptor = fd
         var ok = false
@@ -376,7 +384,7 @@ public final class StoredFile {
         size = plain
         segments = SealFormat.segmentCount(plaintextSize: plain)
         ok = true
-        _ = try segment(segments - 1)  // the last one must say it is the last
+        if checkLast { _ = try segment(segments - 1) }  // the last one must say it is the last
     }
 
     deinit { close(descriptor) }

@@ -98,4 +98,36 @@ struct EncryptionKillTests {
         print("encryption SIGKILL test: encrypt \(e), rotate \(r), decrypt \(d) (kills, mid-work)")
         #expect(e.partial > 0 && r.partial > 0, "no kill landed in the middle of the work")
     }
+
+    /// CALLREC_ENCRYPTION=on through the binary: the ingest seals, show/verify/keys status work,
+    /// a later part appended to a sealed recording stays sealed and holds both parts; a bad
+    /// value is refused.
+    @Test func ingestSealsWhenOn() throws {
+        let dir = TempDir()
+        let data = dir.file("data")
+        let env = ["CALLREC_ENCRYPTION": "on"]
+        #expect(try callrec(["ingest", "--data", data, placeFixture("speech.wav", at: dir.file("a/1732467600.5.wav"))], env: env).status == 0)
+        let catalog = try Catalog(data: DataDirectory(data))
+        let first = try #require(try catalog.recording("1732467600.5"))
+        let path = catalog.data.absolute(first.opusPath)
+        #expect(SealFormat.isSealed(path: path))
+        #expect(try StoredFile.sha256(of: path) == first.opusSHA256)
+        // MixMonitor's `a`: a later part of the same call.
+        // Other bytes (the same bytes again would be a duplicate, only removed).
+        let second = try placeFixture("speech.wav", at: dir.file("b/1732467600.5.wav"))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: second))
+        bytes[bytes.count - 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: second))
+        #expect(try callrec(["ingest", "--data", data, second], env: env).status == 0)
+        let both = try #require(try catalog.recording("1732467600.5"))
+        #expect(both.samples == 2 * first.samples && both.parts == 2)
+        let bothSHA = try StoredFile.sha256(of: path)
+        #expect(SealFormat.isSealed(path: path) && bothSHA == both.opusSHA256)
+        let verify = try callrec(["verify", "--data", data])
+        #expect(verify.status == 0 && verify.out.contains("1 ok"), "\(verify.out)")
+        let status = try callrec(["keys", "status", "--json", "--data", data])
+        #expect(status.status == 0 && status.out.contains("\"keys\" : 1"), "\(status.out)")
+        let bad = try callrec(["verify", "--data", data], env: ["CALLREC_ENCRYPTION": "yes"])
+        #expect(bad.status != 0 && bad.err.contains("CALLREC_ENCRYPTION"))
+    }
 }
