@@ -101,6 +101,29 @@ struct SealedAudioTests {
         }
     }
 
+    /// Cut short at a segment boundary (every remaining segment authentic): refused through both
+    /// paths, even for a range the remaining segments cover — the fast path by the catalog's
+    /// size, the router by the last segment's flag.
+    @Test func aFileCutAtASegmentBoundaryIsRefused() async throws {
+        let h = try await Harness()
+        let row = try Self.addSealed(h, h.longWAV(seconds: 120), as: "1732467600.42")
+        let path = h.data.absolute(row.opusPath)
+        let sealed = try Data(contentsOf: URL(fileURLWithPath: path))
+        let segments = (sealed.count - 64 + SealFormat.sealedSegmentSize - 1) / SealFormat.sealedSegmentSize
+        try sealed.prefix(64 + (segments - 1) * SealFormat.sealedSegmentSize).write(to: URL(fileURLWithPath: path))
+        let token = try await h.token(.admin)
+        let uri = "/recordings/1732467600.42.opus"
+        try await h.test { client in
+            for _ in 0..<2 {
+                let routed = try await client.execute(uri: uri, method: .get, headers: h.bearer(token) + [.range: "bytes=0-999"])
+                #expect(routed.status == .serviceUnavailable, "\(routed.status)")
+                let before = AudioFastPath.answers(data: h.data.root)
+                let fast = try await client.execute(uri: h.signed(uri), method: .get, headers: [.range: "bytes=0-999"])
+                #expect(fast.status == .serviceUnavailable && AudioFastPath.answers(data: h.data.root) == before)
+            }
+        }
+    }
+
     /// `"recipient"` in POST /exports: validated (400 JSON), kept with the job, and the download
     /// is the ZIP sealed in the age format, which `age -d` opens.
     @Test func exportsSealedForARecipient() async throws {
