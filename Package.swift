@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "CallrecSupport", "CallrecMedia",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -119,13 +120,14 @@ let package = Package(
                 "CallrecSupport", "CallrecAMI", "CallrecTestSupport", "CallrecCatalog", "CallrecIngest", "CallrecMedia", "CallrecCompliance",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "CallrecSupportTests", dependencies: ["CallrecSupport"]),
         .testTarget(name: "CallrecAMITests", dependencies: ["CallrecAMI", "CallrecIngest", "CallrecCatalog", "CallrecCompliance", "CallrecTestSupport"]),
-        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecMediaTests", dependencies: ["CallrecMedia", "COpusFile", "CallrecTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CallrecComplianceTests", dependencies: ["CallrecCompliance", "CallrecIngest", "CallrecCatalog", "CallrecTestSupport"]),
-        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport"]),
+        .testTarget(name: "CallrecCatalogTests", dependencies: ["CallrecCatalog", "CallrecTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "CallrecServerTests",
             dependencies: [

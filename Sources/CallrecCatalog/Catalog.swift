@@ -13,6 +13,8 @@ public final class Catalog: Sendable {
     /// Told, after each commit in this process, which recordings changed (ingest, metadata, holds,
     /// removals): the server's row cache listens, so it never serves a row older than a commit.
     public let changes = RecordingChanges()
+    /// The data keys of sealed recordings (`<data>/keys.sqlite`, opened on first use).
+    public let keys: KeyStore
 
     /// Opens (creating and migrating if needed) the catalog of a data directory.
     public init(data: DataDirectory, recordsEvents: Bool = false) throws {
@@ -32,6 +34,7 @@ public final class Catalog: Sendable {
             throw CatalogError("cannot open the catalog \(data.catalogPath): \(error)")
         }
         self.data = data
+        keys = KeyStore(data: data)
         // One process at a time: GRDB reads which migrations are applied before each one's
         // transaction, so `serve` and a CLI command opening a new (or upgraded) catalog together
         // both ran the same migration, and one failed ("table already exists").
@@ -252,6 +255,10 @@ public final class Catalog: Sendable {
             }
         }
         m.registerMigration("v11-ami") { db in try Self.migrateAMI(db) }
+        m.registerMigration("v12-encryption") { db in
+            // An export sealed for an age recipient (`age1…`) keeps it, so a restart redoes it sealed.
+            try db.alter(table: "export_job") { t in t.add(column: "recipient", .text) }
+        }
         m.registerMigration("v13-console-live") { db in
             // "Held only" with no other filter walked the start-order index to find one row in a
             // thousand. Held recordings in start order, from an index of only them (the list's

@@ -20,13 +20,16 @@ public struct ExportJob: Codable, Sendable, Equatable, FetchableRecord, Persista
     public var bytes: Int?
     public var sha256: String?
     public var error: String?
+    /// The age recipient (`age1…`) the ZIP is sealed for; nil: a plain ZIP.
+    public var recipient: String?
 
     enum CodingKeys: String, CodingKey {
         case id, status, fromAt = "from_at", toAt = "to_at", company, requestedBy = "requested_by", createdAt = "created_at"
-        case finishedAt = "finished_at", done, total, path, bytes, sha256, error
+        case finishedAt = "finished_at", done, total, path, bytes, sha256, error, recipient
     }
 
-    public init(id: String, from: Date, to: Date, company: String?, requestedBy: String, now: Date) {
+    public init(id: String, from: Date, to: Date, company: String?, requestedBy: String, now: Date, recipient: String? = nil) {
+        self.recipient = recipient
         self.id = id
         status = .queued
         fromAt = Int64(from.timeIntervalSince1970)

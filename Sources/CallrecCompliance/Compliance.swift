@@ -17,7 +17,11 @@ public struct Remover: Sendable {
 
     public init(catalog: Catalog) { self.catalog = catalog }
 
+    /// Crypto-shredding first — the data keys go (the tombstones are committed already) — then the
+    /// files. Keys that cannot be destroyed now keep their files, for `finishRemovals` to retry:
+    /// a file is never unlinked while its key lives on (a backup copy would stay readable).
     func removeFiles(_ rows: [RecordingRow]) {
+        do { try catalog.keys.destroy(uniqueids: rows.map(\.uniqueid)) } catch { return }
         var dirs = Set<String>()
         for row in rows {
             let path = catalog.data.absolute(row.opusPath)
@@ -41,10 +45,11 @@ public struct Remover: Sendable {
     @discardableResult
     public func finishRemovals(since: Date? = nil) throws -> Int {
         var finished = 0
-        for (_, rel, sha) in try catalog.tombstonesWithFiles(since: since) {
+        for (uniqueid, rel, sha) in try catalog.tombstonesWithFiles(since: since) {
             let path = catalog.data.absolute(rel)
-            guard FileManager.default.fileExists(atPath: path), (try? Transcoder.sha256(of: path)) == sha else { continue }
+            guard FileManager.default.fileExists(atPath: path), catalog.isRemovedFile(path, tombstone: sha) else { continue }
             // A recording ingested again under the same uniqueid has a row (and no tombstone).
+            try catalog.keys.destroy(uniqueids: [uniqueid])
             if unlink(path) == 0 { finished += 1 }
         }
         return finished
@@ -107,6 +112,8 @@ public struct VerifyReport: Codable, Sendable, Equatable {
     public var ok = 0
     public var missing: [String] = []
     public var damaged: [String] = []
+    /// Sealed files whose data key was destroyed (crypto-shredded): noise by design, not damage.
+    public var shredded: [String] = []
     public init() {}
 }
 
@@ -123,10 +130,14 @@ public struct IntegrityChecker: Sendable {
             let path = catalog.data.absolute(row.opusPath)
             if !FileManager.default.fileExists(atPath: path) {
                 report.missing.append(row.uniqueid)
-            } else if (try? Transcoder.sha256(of: path)) != row.opusSHA256 {
-                report.damaged.append(row.uniqueid)
             } else {
-                report.ok += 1
+                do {
+                    if try StoredFile.sha256(of: path) == row.opusSHA256 { report.ok += 1 } else { report.damaged.append(row.uniqueid) }
+                } catch let e as SealError where e.kind == .shredded {
+                    report.shredded.append(row.uniqueid)
+                } catch {
+                    report.damaged.append(row.uniqueid)
+                }
             }
             progress(report.checked, rows.count)
         }

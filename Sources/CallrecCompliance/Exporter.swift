@@ -21,7 +21,12 @@ public struct ExportSummary: Codable, Sendable, Equatable {
 /// Written under a temporary name and renamed into place when complete.
 public struct Exporter: Sendable {
     public let catalog: Catalog
-    public init(catalog: Catalog) { self.catalog = catalog }
+    /// Seal the ZIP for this age recipient (the file is then an age file, `age -d` opens it).
+    public var recipient: AgeRecipient?
+    public init(catalog: Catalog, recipient: AgeRecipient? = nil) {
+        self.catalog = catalog
+        self.recipient = recipient
+    }
 
     public func export(_ query: ListQuery, to out: String, now: Date = Date(), progress: (Int, Int) -> Void = { _, _ in }) throws -> ExportSummary {
         let total = try catalog.count(query)
@@ -40,7 +45,9 @@ public struct Exporter: Sendable {
         let csv = try Spool(path: csvPath)
         let json = try Spool(path: jsonPath)
         try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,pauses,overtalk_ms,dead_air_ms,talk_ratio\r\n")
-        let zip = ZipWriter(fd: fd, date: now)
+        let file = ZipWriter(fd: fd, date: now)
+        let age = try recipient.map { r in try AgeWriter(recipient: r) { try file.raw($0) } }
+        let zip = age.map { a in ZipWriter(date: now) { try a.write($0) } } ?? file
         var audioBytes = 0
         var count = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -97,6 +104,7 @@ public struct Exporter: Sendable {
             try Array(tail.utf8).withUnsafeBytes { try emit($0) }
         }
         try zip.finish()
+        try age?.finish()
         guard fsync(fd) == 0, rename(temp, out) == 0 else { throw ExportError("cannot write \(out): \(String(cString: strerror(errno)))") }
         done = true
         try? syncDirectory(parentDirectory(of: out))
@@ -109,15 +117,18 @@ public struct Exporter: Sendable {
     /// catalog fails the export.
     func copy(_ row: RecordingRow, into zip: ZipWriter, buffer: UnsafeMutableRawBufferPointer) throws -> (Int, String) {
         let path = catalog.data.absolute(row.opusPath)
-        let input = open(path, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)") }
-        defer { close(input) }
+        // A sealed file is exported as its plaintext Opus (decrypted segment by segment).
+        let input: StoredFile
+        do { input = try StoredFile(path: path) } catch let e as SealError {
+            throw ExportError("\(row.uniqueid): \(e) (run callrec verify)")
+        } catch {
+            throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)")
+        }
         var hasher = SHA256()
         var bytes = 0
         try zip.add(name: row.opusPath) { emit in
             while true {
-                let n = read(input, buffer.baseAddress!, buffer.count)
-                if n < 0 { throw ExportError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                let n = try input.read(into: buffer.baseAddress!, count: buffer.count, at: bytes)
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 hasher.update(bufferPointer: chunk)

@@ -4,15 +4,30 @@ import Foundation
 /// of Opus), CRC-32 computed while the bytes go out, a data descriptor after each entry, and ZIP64
 /// records wherever a size, an offset or the entry count needs them. Memory stays constant.
 final class ZipWriter {
-    private let fd: Int32
+    /// Where the bytes go: a file, or a sealing writer (an age-encrypted export).
+    private let sink: (UnsafeRawBufferPointer) throws -> Void
     private var offset: UInt64 = 0
     private var central: [UInt8] = []
     private var count = 0
     private let dosTime: UInt16
     private let dosDate: UInt16
 
-    init(fd: Int32, date: Date) {
-        self.fd = fd
+    convenience init(fd: Int32, date: Date) {
+        self.init(date: date) { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ExportError("cannot write the export: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+        }
+    }
+
+    init(date: Date, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+        self.sink = sink
         var t = time_t(date.timeIntervalSince1970)
         var tm = tm()
         gmtime_r(&t, &tm)
@@ -24,16 +39,11 @@ final class ZipWriter {
         try bytes.withUnsafeBytes { try writeRaw($0) }
     }
 
+    /// Bytes straight to the sink, outside any entry (an age writer's output).
+    func raw(_ bytes: UnsafeRawBufferPointer) throws { try sink(bytes) }
+
     private func writeRaw(_ raw: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < raw.count {
-            let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ExportError("cannot write the export: \(String(cString: strerror(errno)))")
-            }
-            done += n
-        }
+        try sink(raw)
         offset += UInt64(raw.count)
     }
 

@@ -43,7 +43,8 @@ extension Ingestor {
             if pendingUniqueids.contains(uniqueid) { continue }
             do {
                 // Removed (deleted, purged, erased) but the crash came before the file went: finish.
-                if let removed = try catalog.tombstone(uniqueid), removed == (try Transcoder.sha256(of: absolute)) {
+                if let removed = try catalog.tombstone(uniqueid), catalog.isRemovedFile(absolute, tombstone: removed) {
+                    try catalog.keys.destroy(uniqueids: [uniqueid])
                     if unlink(absolute) == 0 { report.finishedRemovals += 1 }
                     continue
                 }

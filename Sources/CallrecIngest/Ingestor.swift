@@ -253,7 +253,8 @@ public final class Ingestor: Sendable {
         // Removed (deleted, purged, erased) but the crash came before its file went: finish the
         // removal, as start-up recovery does; a removed recording is never adopted back.
         if let removed = try catalog.tombstone(uniqueid) {
-            if removed == (try Transcoder.sha256(of: absolute)) {
+            if catalog.isRemovedFile(absolute, tombstone: removed) {
+                try catalog.keys.destroy(uniqueids: [uniqueid])
                 try removeFile(absolute)
                 log.notice("finished the removal of a removed recording's audio file", metadata: ["path": "\(relative)"])
             }
@@ -270,7 +271,8 @@ public final class Ingestor: Sendable {
     func finishRemoval(uniqueid: String, log: Logger) throws {
         guard let removed = try catalog.tombstone(uniqueid), let startedAt = RecordingTags.epoch(ofUniqueID: uniqueid) else { return }
         let absolute = catalog.data.absolute(DataDirectory.audioRelativePath(uniqueid: uniqueid, startedAt: startedAt))
-        guard FileManager.default.fileExists(atPath: absolute), removed == (try Transcoder.sha256(of: absolute)) else { return }
+        guard FileManager.default.fileExists(atPath: absolute), catalog.isRemovedFile(absolute, tombstone: removed) else { return }
+        try catalog.keys.destroy(uniqueids: [uniqueid])
         try removeFile(absolute)
         log.notice("finished the removal of a removed recording's audio file", metadata: ["path": "\(absolute)"])
     }

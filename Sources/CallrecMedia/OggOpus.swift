@@ -35,10 +35,10 @@ struct OpusHead: Sendable, Equatable {
 
 /// The Ogg pages of a file in order, read sequentially through libogg (each page's CRC checked),
 /// with each page's byte offset and length. Every bytes read is shown to `onBytes` first (to hash
-/// the file in the same pass).
+/// the file in the same pass). Reads through `StoredFile`, so a sealed file reads as its plaintext.
 final class OggPageReader {
     let path: String
-    private let fd: Int32
+    private let file: StoredFile
     private var sync = ogg_sync_state()
     private var position = 0
     private var atEnd = false
@@ -48,10 +48,10 @@ final class OggPageReader {
     /// Bytes libogg skipped looking for a page (junk, or a damaged page).
     private(set) var skipped = 0
 
-    /// Reads `fd` (not closed here) from its current offset, which is taken as byte 0.
-    init(fd: Int32, path: String, onBytes: ((UnsafeRawBufferPointer) -> Void)? = nil) {
-        self.fd = fd
-        self.path = path
+    /// Reads `file` (not closed here) from its first byte.
+    init(file: StoredFile, onBytes: ((UnsafeRawBufferPointer) -> Void)? = nil) {
+        self.file = file
+        self.path = file.path
         self.onBytes = onBytes
         ogg_sync_init(&sync)
     }
@@ -74,8 +74,7 @@ final class OggPageReader {
             }
             if atEnd { return nil }
             guard let buf = ogg_sync_buffer(&sync, 1 << 16) else { throw MediaError(.io, "out of memory") }
-            let n = Foundation.read(fd, buf, 1 << 16)
-            if n < 0 { throw MediaError.posix("cannot read", path) }
+            let n = try file.read(into: buf, count: 1 << 16, at: bytesRead)
             if n == 0 {
                 atEnd = true
             } else {

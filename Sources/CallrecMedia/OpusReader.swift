@@ -21,7 +21,7 @@ extension SourceReader: PCMReader {
 final class OpusReader: PCMReader {
     let sampleRate: Int
     private(set) var channels = 1
-    private let fd: Int32
+    private let file: StoredFile
     private let path: String
     private let pages: OggPageReader
     private var stream = ogg_stream_state()
@@ -43,10 +43,8 @@ final class OpusReader: PCMReader {
         }
         self.sampleRate = rate
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
-        self.fd = fd
-        pages = OggPageReader(fd: fd, path: path)
+        file = try StoredFile(path: path)
+        pages = OggPageReader(file: file)
         // Read the headers now, so that channels and rates are known.
         while packetIndex < 2 && !atEnd { try pump() }
         guard decoder != nil, packetIndex >= 2 else {
@@ -57,7 +55,6 @@ final class OpusReader: PCMReader {
     deinit {
         if let decoder { opus_decoder_destroy(decoder) }
         if streamReady { ogg_stream_clear(&stream) }
-        close(fd)
     }
 
     func read(into buffer: UnsafeMutablePointer<Int16>, frames: Int) throws -> Int {

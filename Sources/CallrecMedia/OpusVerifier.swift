@@ -30,9 +30,7 @@ public struct OpusFileInfo: Sendable, Equatable {
 /// with libopus at `decodeRate`. Any damage is a `.verification` error.
 public enum OpusVerifier {
     public static func inspect(path: String, decodeRate: Int = 48000) throws -> OpusFileInfo {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
-        defer { close(fd) }
+        let file = try StoredFile(path: path)
         func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
 
         var stream = ogg_stream_state()
@@ -40,7 +38,7 @@ public enum OpusVerifier {
         defer { if streamSerial != nil { ogg_stream_clear(&stream) } }
 
         var hasher = SHA256()
-        let pages = OggPageReader(fd: fd, path: path) { hasher.update(bufferPointer: $0) }
+        let pages = OggPageReader(file: file) { hasher.update(bufferPointer: $0) }
         var head: OpusHead?
         var tags: [String: String] = [:]
         var shas: [String] = []

@@ -43,6 +43,9 @@ public struct Transcoder: Sendable {
     /// The role of channel 0 of a two-channel recording (`CALLREC_RECORDED_ROLE`); written to the
     /// OpusTags (`RECORDED_ROLE`) so the figures can be rebuilt from the file alone.
     public var recordedRole: SpeakerRole
+    /// Encryption at rest: when set, the Opus file is written sealed under the data key this
+    /// returns for the recording's uniqueid (created and stored durably before any byte is sealed).
+    public var sealing: (@Sendable (_ uniqueid: String) throws -> DataKey)?
     static let blockFrames = 8192
 
     public init(
@@ -127,7 +130,7 @@ public struct Transcoder: Sendable {
         var keep = false
         defer { if !keep { unlink(temp) } }
 
-        let file = try FileOutput(creating: temp)
+        let file = try FileOutput(creating: temp, sealing: try sealing.map { SealContext(key: try $0(tags.uniqueid)) })
         chmod(temp, 0o640)  // recordings are personal data: not readable by every local user
 
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid)]

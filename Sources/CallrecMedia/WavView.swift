@@ -28,10 +28,7 @@ public final class WavView: @unchecked Sendable {
     /// Indexes the pages of an Ogg Opus file (one sequential read through `OggPageReader`).
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
-        defer { close(fd) }
-        let reader = OggPageReader(fd: fd, path: path)
+        let reader = OggPageReader(file: try StoredFile(path: path))
         var found: [Page] = []
         var head: OpusHead?
         var serial: Int32 = 0
@@ -128,9 +125,7 @@ public final class WavView: @unchecked Sendable {
         }
         // The 48 kHz position of the first sample the first decoded packet yields.
         var position48 = first == 0 ? 0 : Int(pages[first - 1].granule)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MediaError.posix("cannot open", path) }
-        defer { close(fd) }
+        let file = try StoredFile(path: path)
         var err: Int32 = 0
         guard let decoder = opus_decoder_create(Int32(sampleRate), Int32(channels), &err), err == OPUS_OK else {
             throw MediaError(.encoder, "opus_decoder_create failed")
@@ -147,7 +142,7 @@ public final class WavView: @unchecked Sendable {
         while p < pages.count {
             let page = pages[p]
             buffer = [UInt8](repeating: 0, count: page.length)
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, page.length, off_t(page.offset)) }
+            let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: page.length, at: page.offset) }
             guard n == page.length else { throw MediaError(.io, "\(path): short read") }
             var og = ogg_page()
             var done = false

@@ -1,4 +1,5 @@
 import CallrecCatalog
+import CallrecCompliance
 import CallrecMedia
 import Foundation
 import HTTPTypes
@@ -25,7 +26,8 @@ struct ExportRoutes: Sendable {
         var from: String
         var to: String
         var company: String?
-        static let fields: Set<String> = ["from", "to", "company"]
+        var recipient: String?
+        static let fields: Set<String> = ["from", "to", "company", "recipient"]
     }
 
     struct JobJSON: Encodable {
@@ -41,8 +43,9 @@ struct ExportRoutes: Sendable {
         var sha256: String?
         var error: String?
         var download: String?
+        var recipient: String?
         enum CodingKeys: String, CodingKey {
-            case id, status, from, to, company, progress, createdAt = "created_at", finishedAt = "finished_at", bytes, sha256, error, download
+            case id, status, from, to, company, progress, createdAt = "created_at", finishedAt = "finished_at", bytes, sha256, error, download, recipient
         }
         init(_ j: ExportJob) {
             func iso(_ t: Int64) -> String { RecordingTags.iso(Date(timeIntervalSince1970: TimeInterval(t))) }
@@ -58,6 +61,7 @@ struct ExportRoutes: Sendable {
             sha256 = j.sha256
             error = j.error
             download = j.status == .completed ? "/exports/\(j.id)/download" : nil
+            recipient = j.recipient
         }
     }
 
@@ -70,7 +74,13 @@ struct ExportRoutes: Sendable {
         } catch { throw APIError(.badRequest, "invalid_time", "\(error)") }
         guard from < to else { throw APIError(.badRequest, "invalid_range", "from must be before to") }
         if body.company?.isEmpty == true { throw APIError(.badRequest, "invalid_company", "company is empty; leave it out to export every company you may see") }
-        let job = try await recordings.createExport(from: from, to: to, company: body.company, by: try context.who)
+        var recipient: String?
+        if let r = body.recipient {
+            do { recipient = try AgeRecipient(r).description } catch {
+                throw APIError(.badRequest, "invalid_recipient", "recipient: \(error)")
+            }
+        }
+        let job = try await recordings.createExport(from: from, to: to, company: body.company, recipient: recipient, by: try context.who)
         service.poke()
         var response = try JSONResponse.make(JobJSON(job), status: .accepted)
         response.headers[.location] = "/exports/\(job.id)"
@@ -92,9 +102,9 @@ struct ExportRoutes: Sendable {
         guard stat(path, &st) == 0 else { throw APIError(.gone, "expired", "export \(job.id) is no longer kept") }
         var response = try await AudioResponder.respond(
             request, size: Int(st.st_size), etag: "\"\(sha.prefix(32))\"", lastModified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)),
-            contentType: "application/zip"
+            contentType: job.recipient == nil ? "application/zip" : "application/octet-stream"
         ) { range in try FileBody.make(path: path, range: range) }
-        response.headers[.contentDisposition] = "attachment; filename=\"callrec-export-\(job.id).zip\""
+        response.headers[.contentDisposition] = "attachment; filename=\"callrec-export-\(job.id).zip\(job.recipient == nil ? "" : ".age")\""
         return response
     }
 }

@@ -55,7 +55,7 @@ public final class ExportService: Service, @unchecked Sendable {
         let query = ListQuery(from: Date(timeIntervalSince1970: TimeInterval(job.fromAt)), to: Date(timeIntervalSince1970: TimeInterval(job.toAt)), company: job.company)
         let export = Worker(name: "callrec-export") {
             var last = Date.distantPast
-            return try Exporter(catalog: catalog).export(query, to: out) { n, total in
+            return try Exporter(catalog: catalog, recipient: try job.recipient.map(AgeRecipient.init)).export(query, to: out) { n, total in
                 if n == total || Date().timeIntervalSince(last) > 0.5 {
                     last = Date()
                     try? catalog.updateProgress(job.id, done: n, total: total)

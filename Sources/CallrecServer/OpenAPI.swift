@@ -249,6 +249,7 @@ enum OpenAPIRoute {
                 sha256: {type: [string, "null"]}
                 error: {type: [string, "null"]}
                 download: {type: [string, "null"]}
+                recipient: {type: [string, "null"], description: "the age recipient the ZIP is sealed for (its download is then an age file)"}
             Retention:
               type: object
               description: company → days
@@ -515,7 +516,11 @@ enum OpenAPIRoute {
                       type: object
                       additionalProperties: false
                       required: [from, to]
-                      properties: {from: {$ref: '#/components/schemas/Time'}, to: {$ref: '#/components/schemas/Time'}, company: {type: [string, "null"], minLength: 1}}
+                      properties:
+                        from: {$ref: '#/components/schemas/Time'}
+                        to: {$ref: '#/components/schemas/Time'}
+                        company: {type: [string, "null"], minLength: 1}
+                        recipient: {type: [string, "null"], description: "an age X25519 recipient (age1…): the ZIP is sealed for it in the age format (`age -d -i IDENTITY` opens it); a bad one is 400 invalid_recipient"}
               responses:
                 "202":
                   description: the job
@@ -543,7 +548,11 @@ enum OpenAPIRoute {
               summary: the ZIP, with Range so a broken download resumes (compliance, admin, or a signed URL)
               security: [{bearer: []}, {signedURL: []}]
               responses:
-                "200": {description: the ZIP, content: {application/zip: {schema: {type: string, format: binary}}}}
+                "200":
+                  description: the ZIP (application/octet-stream, an age file, when the job has a recipient)
+                  content:
+                    application/zip: {schema: {type: string, format: binary}}
+                    application/octet-stream: {schema: {type: string, format: binary}}
                 "206": {$ref: '#/components/responses/Partial'}
                 "304": {$ref: '#/components/responses/NotModified'}
                 "401": {$ref: '#/components/responses/Unauthorized'}

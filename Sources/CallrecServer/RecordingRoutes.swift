@@ -67,11 +67,22 @@ struct RecordingRoutes: Sendable {
                 recordAudio(principal, wav: isWav, id, range: request.headers[.range], client: context.client)
             }
             if isWav {
-                let view = try await wavCache.view(path: audio.path, sha256: audio.row.opusSHA256)
+                let view: WavView
+                do { view = try await wavCache.view(path: audio.path, sha256: audio.row.opusSHA256) } catch {
+                    throw SealedBody.failed(error, path: audio.path)
+                }
                 return try await AudioResponder.respond(
                     request, size: view.contentLength, etag: audio.wavETag, lastModified: audio.modified, contentType: "audio/wav"
                 ) { range in
                     Self.wavBody(view, range)
+                }
+            }
+            if audio.sealed {
+                let source = try await SealedBody.open(audio.path)
+                return try await AudioResponder.respond(
+                    request, size: source.size, etag: audio.opusETag, lastModified: audio.modified, contentType: StoredAudio.opusType
+                ) { range in
+                    try await SealedBody.make(source, range: range)
                 }
             }
             return try await AudioResponder.respond(

@@ -3,6 +3,7 @@ import CallrecCompliance
 import CallrecMedia
 import Foundation
 import CallrecSupport
+import NIOPosix
 
 /// The one way from a request to the catalog and the audio files. It owns:
 /// - finding a recording for a principal: the company scope (`Scope`) is applied here and only
@@ -80,7 +81,8 @@ final class RecordingService: Sendable {
                 throw APIError(.serviceUnavailable, "audio_unavailable", "the audio of \(id) is not on disk")
             }
         }
-        return StoredAudio(row: row, path: catalog.data.absolute(row.opusPath), stat: st)
+        let path = catalog.data.absolute(row.opusPath)
+        return StoredAudio(row: row, path: path, stat: st, sealed: SealFormat.isSealed(path: path))
     }
 
     /// For `AudioFastPath`, on an event loop: the audio opened, only when the row is in the cache
@@ -96,7 +98,9 @@ final class RecordingService: Sendable {
             close(fd)
             return nil
         }
-        return (StoredAudio(row: row, path: path, stat: st), fd)
+        var head = [UInt8](repeating: 0, count: SealFormat.magic.count)
+        let sealed = pread(fd, &head, head.count, 0) == head.count && SealFormat.isSealed(head)
+        return (StoredAudio(row: row, path: path, stat: st, sealed: sealed), fd)
     }
 
     func waveform(_ id: String, for principal: Principal) async throws -> (RecordingRow, Data) {
@@ -198,6 +202,12 @@ final class RecordingService: Sendable {
             throw Self.notFound(id)
         }
         let path = catalog.data.absolute(row.opusPath)
+        // Crypto-shredding after the tombstone, before the file: a key that cannot be destroyed
+        // now keeps its file for the next purge or start-up, which destroy the key first.
+        let keys = catalog.keys
+        do { try await NIOThreadPool.singleton.runIfActive { try keys.destroy(uniqueids: [id]) } } catch {
+            return "cannot destroy the data key of \(id): \(error); the next purge or start-up finishes the removal"
+        }
         if unlink(path) != 0 && errno != ENOENT {
             return "cannot remove \(path): \(String(cString: strerror(errno))); the next purge or start-up finishes the removal"
         }
@@ -239,7 +249,7 @@ final class RecordingService: Sendable {
 
     /// Queues an export of the principal's recordings in `from..<to`: 429 past the per-principal
     /// job limits, 507 when the export would not leave the reserve free on the data's file system.
-    func createExport(from: Date, to: Date, company: String?, by principal: Principal) async throws -> ExportJob {
+    func createExport(from: Date, to: Date, company: String?, recipient: String? = nil, by principal: Principal) async throws -> ExportJob {
         let company = try principal.scope.restrict(company)
         let counts = try await catalog.jobCounts(requestedBy: principal.actor)
         if counts.active >= maxActiveExports {
@@ -260,7 +270,7 @@ final class RecordingService: Sendable {
                 "the export needs about \(needed >> 20) MiB and the data directory has \(free >> 20) MiB free (\(exportReserveBytes >> 20) MiB are kept in reserve)")
         }
         let id = randomHex(bytes: 16)
-        let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: now())
+        let job = ExportJob(id: id, from: from, to: to, company: company, requestedBy: principal.actor, now: now(), recipient: recipient)
         try await catalog.saveJob(job)
         return job
     }
@@ -284,17 +294,21 @@ public enum FileSystemSpace {
     }
 }
 
-/// The stored Ogg Opus of a recording: where it is, its size and time.
+/// The stored Ogg Opus of a recording: where it is, its size (the plaintext's, for a sealed
+/// file: derived from the file's size) and time.
 struct StoredAudio: Sendable {
     let row: RecordingRow
     let path: String
     let size: Int
     let modified: Date
+    /// Encrypted at rest (Sealed.swift): read through `SealedBody`, never sent as it is.
+    let sealed: Bool
 
-    init(row: RecordingRow, path: String, stat st: stat) {
+    init(row: RecordingRow, path: String, stat st: stat, sealed: Bool = false) {
         self.row = row
         self.path = path
-        size = Int(st.st_size)
+        self.sealed = sealed
+        size = sealed ? SealFormat.plaintextSize(sealedSize: Int(st.st_size)) ?? 0 : Int(st.st_size)
         modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
     }
 

@@ -31,6 +31,9 @@ public struct Settings: Sendable {
     public var ami: AMIEndpoint?
     /// `CALLREC_MAX_PAUSE`, seconds (default 300): a pause left open longer is resumed.
     public var maxPause: TimeInterval
+    /// `CALLREC_ENCRYPTION=on|off` (default off): new recordings are written sealed (README,
+    /// "Encryption at rest", says why off is the default).
+    public var encryption: Bool
 
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
@@ -63,6 +66,11 @@ public struct Settings: Sendable {
         guard let purgeAt = Self.clockTime(at) else { throw SettingsError("CALLREC_PURGE_AT must be HH:MM, not '\(at)'") }
         self.purgeAt = purgeAt
         exportTTL = (try number("CALLREC_EXPORT_TTL_HOURS", 0.001...87600) ?? 24) * 3600
+        switch value("CALLREC_ENCRYPTION")?.lowercased() ?? "off" {
+        case "on": encryption = true
+        case "off": encryption = false
+        case let other: throw SettingsError("CALLREC_ENCRYPTION must be on or off, not '\(other)'")
+        }
         if let hook = value("CALLREC_WEBHOOK_URL") {
             guard let url = URL(string: hook), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 throw SettingsError("CALLREC_WEBHOOK_URL must be an http(s) URL, not '\(hook)'")
@@ -73,6 +81,17 @@ public struct Settings: Sendable {
             do { self.ami = try AMIEndpoint(url: ami) } catch { throw SettingsError("\(error)") }
         }
         maxPause = try number("CALLREC_MAX_PAUSE", 1...86400) ?? 300
+    }
+
+    /// The media pipeline as these settings want it: sealing each new file under its recording's
+    /// data key (from the catalog's key store) when encryption is on.
+    public func transcoder(for catalog: Catalog) -> Transcoder {
+        var t = Transcoder(encoder: encoder, rawChannels: rawChannels, recordedRole: recordedRole)
+        if encryption {
+            let keys = catalog.keys
+            t.sealing = { uniqueid in try keys.dataKey(forRecording: uniqueid) }
+        }
+        return t
     }
 
     /// "HH:MM" → (hour, minute), or nil.

@@ -226,6 +226,93 @@ func benchCompliance(opus: String, exports: Int, purges: Int) throws {
     print(String(format: "purge: %d expired recordings removed in %.1f s (target < 60 s)", report.count, now() - a))
 }
 
+/// Encryption at rest: segment throughput per core, `keys rotate` over `keys` data keys, and an
+/// export of `exports` sealed recordings against `zip -0` of the same recordings in plaintext.
+func benchCrypto(opus: String, keys: Int, exports: Int) throws {
+    // Throughput: a 64 MiB plaintext sealed once, then read back (every segment authenticated).
+    let dir = temp()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let piece = [UInt8](try Data(contentsOf: URL(fileURLWithPath: opus)))
+    var plain: [UInt8] = []
+    while plain.count < 64 << 20 { plain += piece }
+    plain = Array(plain.prefix(64 << 20))
+    try Data(plain).write(to: URL(fileURLWithPath: dir + "/plain"))
+    let key = DataKey(id: .random(), key: .init(size: .bits256))
+    var sealing: [Double] = []
+    for round in 0..<3 {
+        let a = now()
+        try sealFile(try StoredFile(path: dir + "/plain"), to: dir + "/sealed\(round)", context: SealContext(key: key))
+        sealing.append(now() - a)
+    }
+    var opening: [Double] = []
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    for _ in 0..<5 {
+        let f = try StoredFile(path: dir + "/sealed0", key: key.key)
+        let a = now()
+        var at = 0
+        while true {
+            let n = try f.read(into: buffer, count: 1 << 20, at: at)
+            if n == 0 { break }
+            at += n
+        }
+        opening.append(now() - a)
+        precondition(at == plain.count)
+    }
+    let mb = Double(plain.count) / 1e9
+    print(String(format: "segments: seal %.2f GB/s, open (decrypt + authenticate) %.2f GB/s on one core (medians; target ≥ 1 GB/s)",
+                 mb / median(sealing), mb / median(opening)))
+
+    // keys rotate over `keys` recordings.
+    let kdir = temp()
+    defer { try? FileManager.default.removeItem(atPath: kdir) }
+    let store = KeyStore(data: DataDirectory(kdir), environment: [:])
+    var ids = (0..<keys).map { "1700000000.\($0)" }
+    while !ids.isEmpty {
+        try store.createDataKeys(forRecordings: Array(ids.prefix(20000)))
+        ids.removeFirst(min(20000, ids.count))
+    }
+    let a = now()
+    let report = try store.rotate()
+    print(String(format: "keys rotate: %d data keys re-wrapped in %.2f s (target < 30 s)", report.rewrapped, now() - a))
+
+    // Export: sealed recordings (each its own data key) against zip -0 of the plaintext files.
+    let pdir = temp(), sdir = temp()
+    defer {
+        try? FileManager.default.removeItem(atPath: pdir)
+        try? FileManager.default.removeItem(atPath: sdir)
+    }
+    _ = try syntheticStore(count: exports, opus: opus, dir: pdir, distinctFiles: true)
+    let sealed = try syntheticStore(count: exports, opus: opus, dir: sdir, distinctFiles: true)
+    let rows = try sealed.everyRecording()
+    try sealed.keys.createDataKeys(forRecordings: rows.map(\.uniqueid))
+    for row in rows {
+        let path = sealed.data.absolute(row.opusPath)
+        try sealFile(try StoredFile(path: path), to: path + ".sealed", context: SealContext(key: try sealed.keys.dataKey(forRecording: row.uniqueid)))
+        rename(path + ".sealed", path)
+    }
+    var ours: [Double] = []
+    var theirs: [Double] = []
+    for round in 0..<3 {
+        let a = now()
+        let summary = try Exporter(catalog: sealed).export(ListQuery(), to: sdir + "/export-\(round).zip")
+        ours.append(now() - a)
+        precondition(summary.recordings == exports)
+        let b = now()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/zip")
+        p.currentDirectoryURL = URL(fileURLWithPath: pdir)
+        p.arguments = ["-0", "-q", "-r", pdir + "/zip-\(round).zip", "audio"]
+        try p.run()
+        p.waitUntilExit()
+        theirs.append(now() - b)
+        try? FileManager.default.removeItem(atPath: sdir + "/export-\(round).zip")
+        try? FileManager.default.removeItem(atPath: pdir + "/zip-\(round).zip")
+    }
+    print(String(format: "export: %d sealed recordings, callrec %.2f s, zip -0 of the plaintext %.2f s (medians of 3), throughput ratio %.2f× (target ≥ 0.8×)",
+                 exports, median(ours), median(theirs), median(theirs) / median(ours)))
+}
+
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "catalog": try benchCatalog(count: args.count > 2 ? Int(args[2])! : 1_000_000)
@@ -244,8 +331,9 @@ case "export-rss":
 case "ami-parse": try AMIBench.parse(log: args[2], count: Int(args[3])!, out: args[4])
 case "ami-peer": try await AMIBench.peer(log: args[2], portFile: args[3], secret: args[4])
 case "ami-ping": try await AMIBench.ping(port: Int(args[2])!, secret: args[3], n: Int(args[4])!)
+case "crypto": try benchCrypto(opus: args[2], keys: args.count > 3 ? Int(args[3])! : 100_000, exports: args.count > 4 ? Int(args[4])! : 10000)
 case "compliance": try benchCompliance(opus: args[2], exports: args.count > 3 ? Int(args[3])! : 10000, purges: args.count > 4 ? Int(args[4])! : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES]\n".utf8))
+    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES] | crypto OPUS [KEYS] [EXPORTS]\n".utf8))
     exit(2)
 }

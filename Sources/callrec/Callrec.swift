@@ -11,7 +11,7 @@ struct Callrec: AsyncParsableCommand {
         subcommands: [
             Serve.self, Ingest.self, Show.self, List.self, Transcode.self, Export.self, Purge.self, Hold.self, Release.self,
             Erase.self, Verify.self, Reindex.self, Retention.self, Sign.self, Token.self, Audit.self, Webhooks.self,
-            Quarantine.self, User.self,
+            Quarantine.self, User.self, Keys.self, Encrypt.self, Decrypt.self,
         ])
 
     /// Errors thrown out of a command print as `callrec: <reason>`, the contract's one line.

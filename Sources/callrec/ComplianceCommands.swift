@@ -138,9 +138,10 @@ struct Verify: AsyncParsableCommand {
         do { report = try IntegrityChecker(catalog: catalog).verify { progressLine("verified \($0)/\($1)") } } catch { throw CommandFailure("\(error)") }
         endProgress()
         if json { try printJSON(report) } else {
-            print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged")
+            print("\(report.checked) checked, \(report.ok) ok, \(report.missing.count) missing, \(report.damaged.count) damaged, \(report.shredded.count) shredded")
             for id in report.missing { print("missing\t\(id)") }
             for id in report.damaged { print("damaged\t\(id)") }
+            for id in report.shredded { print("shredded\t\(id)") }
         }
         if !report.missing.isEmpty || !report.damaged.isEmpty {
             throw CommandFailure("\(report.missing.count) missing and \(report.damaged.count) damaged file(s)")
@@ -156,7 +157,7 @@ struct Reindex: AsyncParsableCommand {
     func run() async throws {
         let settings = try common.loadSettings()
         let catalog = try common.loadCatalog(settings)
-        let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
+        let ingestor = Ingestor(catalog: catalog, transcoder: settings.transcoder(for: catalog), naming: try SpoolNaming(), spoolRoot: nil, logger: makeLogger("callrec.reindex"))
         let report = ingestor.recover(pendingUniqueids: [])
         print("\(report.adoptedFiles) recording(s) taken back into the catalog, \(report.removedTemporaryFiles) temporary file(s) removed, \(report.finishedRemovals) removal(s) finished")
         if !report.failures.isEmpty { throw CommandFailure("\(report.failures.count) file(s) could not be read: \(report.failures.prefix(3).joined(separator: "; "))") }
@@ -171,9 +172,13 @@ struct Export: AsyncParsableCommand {
     @Option(help: "To this instant or date (exclusive).") var to: String
     @Option(help: "Only this company.") var company: String?
     @Option(help: "The ZIP to write.") var out: String
+    @Option(help: ArgumentHelp("Seal the ZIP for this age recipient (age1…): `age -d -i IDENTITY` opens it.", valueName: "AGE_RECIPIENT"))
+    var recipient: String?
 
     func run() async throws {
         let settings = try common.loadSettings()
+        let sealedFor: AgeRecipient?
+        do { sealedFor = try recipient.map(AgeRecipient.init) } catch { throw CommandFailure("--recipient: \(error)") }
         let catalog = try common.loadCatalog(settings)
         var q = ListQuery(company: company)
         do {
@@ -182,10 +187,10 @@ struct Export: AsyncParsableCommand {
         } catch { throw CommandFailure("\(error)") }
         let summary: ExportSummary
         do {
-            summary = try Exporter(catalog: catalog).export(q, to: out) { progressLine("exported \($0)/\($1)") }
+            summary = try Exporter(catalog: catalog, recipient: sealedFor).export(q, to: out) { progressLine("exported \($0)/\($1)") }
         } catch { throw CommandFailure("\(error)") }
         endProgress()
-        try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)")])
+        try? catalog.audit([AuditEntry(at: Date(), actor: whoAmI, role: "cli", company: company, action: "export", uniqueid: nil, detail: "\(from)..\(to): \(summary.recordings) recordings, zip sha256 \(summary.zipSHA256)\(sealedFor.map { ", sealed for \($0)" } ?? "")")])
         print("\(out): \(summary.recordings) recording(s), \(summary.zipBytes) bytes, sha256 \(summary.zipSHA256)")
     }
 }

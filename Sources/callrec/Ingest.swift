@@ -28,7 +28,7 @@ struct Ingest: AsyncParsableCommand {
         do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw CommandFailure("\(error)") }
         let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
         let ingestor = Ingestor(
-            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: naming, spoolRoot: spoolRoot,
+            catalog: catalog, transcoder: settings.transcoder(for: catalog), naming: naming, spoolRoot: spoolRoot,
             logger: makeLogger("callrec.ingest"))
         var failures = 0
         var results: [[String: String]] = []

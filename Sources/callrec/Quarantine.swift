@@ -50,7 +50,7 @@ struct QuarantineContext {
         let naming: SpoolNaming
         do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw ValidationError("\(error)") }
         ingestor = Ingestor(
-            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: naming,
+            catalog: catalog, transcoder: settings.transcoder(for: catalog), naming: naming,
             spoolRoot: URL(fileURLWithPath: settings.spool).standardizedFileURL.path, logger: makeLogger("callrec.quarantine"))
     }
 

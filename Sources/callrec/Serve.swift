@@ -44,7 +44,7 @@ struct Serve: AsyncParsableCommand {
         do { naming = try SpoolNaming(pattern: settings.spoolPattern) } catch { throw CommandFailure("\(error)") }
         let spoolRoot = URL(fileURLWithPath: settings.spool).standardizedFileURL.path
         let ingestor = Ingestor(
-            catalog: catalog, transcoder: Transcoder(encoder: settings.encoder, rawChannels: settings.rawChannels, recordedRole: settings.recordedRole), naming: naming, spoolRoot: spoolRoot, logger: logger)
+            catalog: catalog, transcoder: settings.transcoder(for: catalog), naming: naming, spoolRoot: spoolRoot, logger: logger)
         let watcher = SpoolWatcher(spool: spoolRoot, ingestor: ingestor, options: settings.watcher, logger: logger)
         let data = settings.data.root
         let host = settings.host

@@ -21,7 +21,7 @@ import Testing
 extension AMIParserTests {
     /// The fixture's events as Asterisk sent them (CRLF), without the log's `# recv=` lines.
     static func fixtureWire() throws -> (wire: [UInt8], events: [AMIPeer.Event]) {
-        let events = try AMIPeer.load(Paths.root + "/Fixtures/asterisk-22/1795635615.61.ami.log")
+        let events = try AMIPeer.load(Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.ami.log")
         return (Array(events.map(\.wire).joined().utf8), events)
     }
 

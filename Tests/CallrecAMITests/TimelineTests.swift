@@ -39,7 +39,7 @@ import Testing
         await tracker.flush()
         #expect(tracker.live().isEmpty)
         // 5.94 s of the real recording: what MixMonitor with `b` wrote of that call.
-        let pcm = try MixMonitorWriter.samples(ofWAV: Paths.root + "/Fixtures/asterisk-22/1795635615.61.wav")
+        let pcm = try MixMonitorWriter.samples(ofWAV: Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.wav")
         let path = dir.file("\(Self.id).wav")
         let audio = Array(pcm.prefix(47_520 * 2))
         try (MixMonitorWriter.header(dataBytes: audio.count, sampleRate: 8000) + Data(audio)).write(to: URL(fileURLWithPath: path))
@@ -77,7 +77,7 @@ import Testing
             Self.event("BridgeLeave", 1795635627.878676), Self.event("Hangup", 1795635627.879820, [("Cause", "16")]),
         ] { tracker.handle(m) }
         await tracker.flush()
-        let path = try placeFixture(Paths.root + "/Fixtures/asterisk-22/1795635615.61.wav", at: dir.file("\(Self.id).wav"))
+        let path = try placeFixture(Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.wav", at: dir.file("\(Self.id).wav"))
         let ingestor = Ingestor(catalog: catalog, transcoder: Transcoder(), naming: try SpoolNaming(), spoolRoot: nil, logger: logger)
         #expect(ingestor.ingest(path: path) == .ingested(uniqueid: Self.id, parts: 1))
         let event = try #require(try catalog.outbox().first { $0.uniqueid == Self.id })

@@ -15,13 +15,13 @@ import Testing
 @testable import CallrecServer
 
 /// PCI pause and resume against `AMIPeer`, which replays the events Asterisk 22.10.1 sent during
-/// a real call (`Fixtures/asterisk-22/1795635615.61.*`) in real time, while the real recording of
+/// a real call (`Fixtures/audio/asterisk-22/1795635615.61.*`) in real time, while the real recording of
 /// that call is written into the spool the way MixMonitor writes it. Not a live Asterisk.
 @Suite(.serialized) struct AMIPauseTests {
     static let id = "1795635615.61"
     static let channel = "Local/t6@caller-0000001e;2"
-    static var log: String { Paths.root + "/Fixtures/asterisk-22/1795635615.61.ami.log" }
-    static var wav: String { Paths.root + "/Fixtures/asterisk-22/1795635615.61.wav" }
+    static var log: String { Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.ami.log" }
+    static var wav: String { Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.wav" }
 
     static func logger() -> Logger {
         var l = Logger(label: "ami-test")

@@ -5,7 +5,7 @@ import NIOPosix
 
 /// An Asterisk Manager Interface peer for tests, speaking the protocol as Asterisk 22 does (the
 /// banner, `Login`, `Action`/`ActionID`/`Response`, CRLF lines, a blank line after each message)
-/// and replaying the events of a real call (`Fixtures/asterisk-22/*.ami.log`, as received from
+/// and replaying the events of a real call (`Fixtures/audio/asterisk-22/*.ami.log`, as received from
 /// Asterisk 22.10.1) in real time, with their fields and timestamps unchanged.
 ///
 /// It answers `Login`, `Ping`, `CoreShowChannels` (the channels its replay has created and not

@@ -17,7 +17,7 @@ import Testing
             data: data, spool: dir.file("spool"),
             env: ["CALLREC_AMI": "tcp://callrec:s3cret%20pass@127.0.0.1:\(port)", "CALLREC_LOG_LEVEL": "debug"], log: dir.file("serve.log"))
         #expect(await peer.waitForLogin())
-        let events = try AMIPeer.load(Paths.root + "/Fixtures/asterisk-22/1795635615.61.ami.log")
+        let events = try AMIPeer.load(Paths.root + "/Fixtures/audio/asterisk-22/1795635615.61.ami.log")
         let upTo = try #require(events.firstIndex { $0.name == "BridgeEnter" && $0["Uniqueid"] == "1795635615.61" })
         try await peer.replay(Array(events[...upTo]), speed: 100)
         let token = try callrec(["token", "--role", "recorder", "--company", "acme", "--data", data]).out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -56,7 +56,7 @@ import Testing
         try await catalog.noteMute(id, on: true, at: 1795635619.884511)
         try await catalog.endPause(id, by: "agent-1001", at: 1795635622.885, source: "callrec")
         try await catalog.noteMute(id, on: false, at: 1795635622.884472)
-        let wav = try placeFixture(Paths.root + "/Fixtures/asterisk-22/\(id).wav", at: dir.file("\(id).wav"))
+        let wav = try placeFixture(Paths.root + "/Fixtures/audio/asterisk-22/\(id).wav", at: dir.file("\(id).wav"))
         #expect(try callrec(["ingest", wav, "--data", data]).status == 0)
         let shown = try callrec(["show", id, "--data", data])
         #expect(shown.status == 0)
