@@ -75,9 +75,9 @@ public struct AtRestConverter: Sendable {
         defer { if !keep { unlink(temp) } }
         if seal {
             let key = try catalog.keys.dataKey(forRecording: uniqueid)
-            try sealFile(input, to: temp, context: SealContext(key: key))
+            try copyFile(input, to: temp, sealing: SealContext(key: key))
         } else {
-            try unsealFile(input, to: temp)
+            try copyFile(input, to: temp)
         }
         // Read back in full, through the same reader every other reader uses.
         let back = try StoredFile(path: temp)

@@ -470,26 +470,11 @@ public final class StoredFile {
     public static func sha256(of path: String) throws -> String { try StoredFile(path: path).sha256() }
 }
 
-/// Seals the plaintext file `input` into `output` (created, must not exist; mode 0640), fsynced.
-/// For `callrec encrypt` and tests; the ingest seals as it writes (FileOutput).
-public func sealFile(_ input: StoredFile, to output: String, context: SealContext) throws {
+/// Writes the plaintext of `input` (a plaintext or sealed file) into `output` (created, must not
+/// exist; mode 0640), sealed under `context` when given, fsynced. For `callrec encrypt`/`decrypt`
+/// and tests; the ingest seals as it writes (FileOutput).
+public func copyFile(_ input: StoredFile, to output: String, sealing context: SealContext? = nil) throws {
     let file = try FileOutput(creating: output, sealing: context)
-    let chunk = 1 << 20
-    let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-    defer { buf.deallocate() }
-    var at = 0
-    while true {
-        let n = try input.read(into: buf, count: chunk, at: at)
-        if n == 0 { break }
-        try file.write(buf.assumingMemoryBound(to: UInt8.self), n)
-        at += n
-    }
-    try file.sync()
-}
-
-/// Writes the plaintext of `input` into `output` (created, must not exist; mode 0640), fsynced.
-public func unsealFile(_ input: StoredFile, to output: String) throws {
-    let file = try FileOutput(creating: output)
     let chunk = 1 << 20
     let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
     defer { buf.deallocate() }

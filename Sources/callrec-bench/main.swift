@@ -241,7 +241,7 @@ func benchCrypto(opus: String, keys: Int, exports: Int) throws {
     var sealing: [Double] = []
     for round in 0..<3 {
         let a = now()
-        try sealFile(try StoredFile(path: dir + "/plain"), to: dir + "/sealed\(round)", context: SealContext(key: key))
+        try copyFile(try StoredFile(path: dir + "/plain"), to: dir + "/sealed\(round)", sealing: SealContext(key: key))
         sealing.append(now() - a)
     }
     var opening: [Double] = []
@@ -288,7 +288,7 @@ func benchCrypto(opus: String, keys: Int, exports: Int) throws {
     try sealed.keys.createDataKeys(forRecordings: rows.map(\.uniqueid))
     for row in rows {
         let path = sealed.data.absolute(row.opusPath)
-        try sealFile(try StoredFile(path: path), to: path + ".sealed", context: SealContext(key: try sealed.keys.dataKey(forRecording: row.uniqueid)))
+        try copyFile(try StoredFile(path: path), to: path + ".sealed", sealing: SealContext(key: try sealed.keys.dataKey(forRecording: row.uniqueid)))
         rename(path + ".sealed", path)
     }
     var ours: [Double] = []

@@ -95,8 +95,10 @@ import Testing
         #expect((item["pauses"] as? [[String: Any]])?.count == 1)
         #expect(item["ended_at"] as? String == AMIFacts.iso(1795635627.879820))
         let csv = try String(contentsOfFile: unpacked + "/manifest.csv", encoding: .utf8).split(separator: "\r\n")
-        #expect(csv.first?.hasSuffix(",pauses") == true)
-        let cell = csv.last.map { String($0.split(separator: ",").last ?? "") } ?? ""
+        let header = csv.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let column = try #require(header.firstIndex(of: "pauses"))
+        let row = csv.last.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let cell = row.count == header.count ? row[column] : ""
         let bounds = cell.split(separator: "-").compactMap { Int($0) }
         #expect(bounds.count == 2 && abs(bounds[0] - 4000) <= 20 && abs(bounds[1] - 7000) <= 20, "\(cell)")
     }

@@ -20,18 +20,7 @@ struct EncryptionKillTests {
         let catalog = try Catalog(data: DataDirectory(data))
         let first = try #require(try catalog.recording("1732467600.0"))
         let count = 300
-        try catalog.pool.write { db in
-            for i in 1...count {
-                let id = "1732467600.\(i)"
-                let rel = first.opusPath.replacingOccurrences(of: "1732467600.0.opus", with: "\(id).opus")
-                link(data + "/" + first.opusPath, data + "/" + rel)
-                try db.execute(sql: """
-                    INSERT INTO recording SELECT ?, started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms, source_format,
-                      source_bytes, source_sha256, ?, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs, rms_dbfs, clipped_samples, parts,
-                      legal_hold, ingested_at, updated_at, hold_reason, hold_by, hold_at FROM recording WHERE uniqueid = '1732467600.0'
-                    """, arguments: [id, rel])
-            }
-        }
+        try cloneRecording(first, count: count, in: catalog)
         let rows = try catalog.everyRecording()
         func sealedFiles() -> Int { rows.filter { SealFormat.isSealed(path: catalog.data.absolute($0.opusPath)) }.count }
         func everyFileReads() -> Bool {

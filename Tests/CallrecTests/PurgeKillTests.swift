@@ -17,20 +17,7 @@ struct PurgeKillTests {
         let catalog = try Catalog(data: DataDirectory(data))
         let first = try #require(try catalog.recording("1732467600.0"))
         let count = 3000
-        try catalog.pool.write { db in
-            for i in 1...count {
-                let id = "1732467600.\(i)"
-                let rel = first.opusPath.replacingOccurrences(of: "1732467600.0.opus", with: "\(id).opus")
-                link(data + "/" + first.opusPath, data + "/" + rel)
-                // Named columns: other branches' migrations add columns too (copied as they are).
-                let copied = "started_at, company, agent, lead_number, samples, sample_rate, channels, duration_ms, source_format, source_bytes, "
-                    + "source_sha256, opus_bytes, opus_bitrate, opus_sha256, silence, peak_dbfs, rms_dbfs, clipped_samples, parts, legal_hold, "
-                    + "ingested_at, updated_at, hold_reason, hold_by, hold_at"
-                try db.execute(sql: """
-                    INSERT INTO recording (uniqueid, opus_path, \(copied)) SELECT ?, ?, \(copied) FROM recording WHERE uniqueid = '1732467600.0'
-                    """, arguments: [id, rel])
-            }
-        }
+        try cloneRecording(first, count: count, in: catalog)
         #expect(try callrec(["hold", "1732467600.7", "--reason", "court", "--data", data]).status == 0)
         let env = ["CALLREC_RETENTION_DAYS": "30"]
         func tombstones() throws -> Int { try catalog.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tombstone")! } }
