@@ -3,7 +3,7 @@ import CallrecTestSupport
 import Foundation
 import Testing
 
-@Suite struct AMIParserTests {
+@Suite(.offThePool) struct AMIParserTests {
     @Test func bannerThenMessagesInAnyPieces() {
         let wire = Array("Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nActionID: 1\r\nMessage: Authentication accepted\r\n\r\nEvent: Hangup\r\nUniqueid: 1.2\r\nCause: 16\r\n\r\n".utf8)
         for cut in 1..<wire.count {

@@ -10,7 +10,7 @@ import Testing
 
 /// Call facts from the events onto the recording's timeline, through the real tracker, catalog
 /// and ingest.
-@Suite struct TimelineTests {
+@Suite(.offThePool) struct TimelineTests {
     static let id = "1795635615.61"
 
     /// An event in the fixture's shape (the recorded channel's snapshot), at `t`.

@@ -21,6 +21,7 @@ func part(_ id: String, sha: String) -> SourcePartRow {
     SourcePartRow(uniqueid: id, part: 1, sha256: sha, bytes: 16044, format: "wav", name: "\(id).wav", samples: 8000, ingestedAt: 0)
 }
 
+@Suite(.offThePool)
 struct CatalogTests {
     @Test func commitAndRead() throws {
         let dir = TempDir()
@@ -180,6 +181,7 @@ struct CatalogTests {
 }
 
 /// Webhook events are written with the change they report, and only when webhooks are on.
+@Suite(.offThePool)
 struct OutboxTests {
     @Test func eventsGoInTheSameTransactionAsTheirChange() throws {
         let dir = TempDir()

@@ -7,6 +7,7 @@ import Testing
 @testable import CallrecCatalog
 
 /// The key store: data keys wrapped by key-encryption keys, rotation, the wrong KEK refused.
+@Suite(.offThePool)
 struct KeyStoreTests {
     static func kekFile(_ dir: TempDir, _ name: String) throws -> String {
         let path = dir.file(name)

@@ -5,6 +5,7 @@ import Testing
 @testable import CallrecCatalog
 
 /// The secrets callrec creates in `<data>/secrets/` when the environment has none.
+@Suite(.offThePool)
 struct SecretsTests {
     func secretFile(_ dir: TempDir, _ name: String = "url.secret") -> String { dir.path + "/secrets/" + name }
 

@@ -7,6 +7,7 @@ import Testing
 @testable import CallrecCompliance
 
 /// Sealed exports in the age format, opened by the real `age` (Debian's package).
+@Suite(.offThePool)
 struct AgeTests {
     /// A fresh identity from age-keygen: (identity file, recipient).
     static func identity(_ dir: TempDir) throws -> (String, String) {

@@ -36,6 +36,7 @@ final class Store {
     func audioExists(_ row: RecordingRow) -> Bool { FileManager.default.fileExists(atPath: catalog.data.absolute(row.opusPath)) }
 }
 
+@Suite(.offThePool)
 struct RetentionTests {
     /// 2024-11-24 calls are long past 90 days in 2026; a company override keeps its calls; held
     /// ones stay whatever their age; each removal leaves a tombstone and an audit entry.
@@ -96,6 +97,7 @@ struct RetentionTests {
     }
 }
 
+@Suite(.offThePool)
 struct IntegrityTests {
     @Test func verifyCatchesOneFlippedByteAndAMissingFile() throws {
         let s = try Store()
@@ -127,6 +129,7 @@ struct IntegrityTests {
     }
 }
 
+@Suite(.offThePool)
 struct ExportTests {
     /// A real unzip opens it, and every file matches the manifest.
     @Test func exportOpensAndMatchesItsManifest() throws {

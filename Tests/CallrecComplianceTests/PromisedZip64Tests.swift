@@ -7,6 +7,7 @@ import Testing
 /// The export's ZIP writer past the classic format's limits: more than 65,535 entries need the
 /// ZIP64 end records, and three independent readers (unzip, zipinfo, Python's zipfile) must
 /// read every entry back.
+@Suite(.offThePool)
 struct PromisedZip64Tests {
     /// 70,000 tiny entries: `unzip -t` tests every one, `zipinfo` and Python count them, the
     /// classic end record says 0xFFFF (so the count can only come from the ZIP64 record), and a

@@ -10,6 +10,7 @@ import Testing
 
 /// Crypto-shredding: a removal destroys the recording's data key, so every copy of its sealed
 /// file (a backup) is noise from then on.
+@Suite(.offThePool)
 struct ShreddingTests {
     /// A catalog whose ingest seals (CALLREC_ENCRYPTION=on).
     static func sealedStore() throws -> (Store, Ingestor) {

@@ -39,6 +39,7 @@ final class Bench {
     }
 }
 
+@Suite(.offThePool)
 struct IngestorTests {
     @Test func ingestsOnceAndRemovesTheSource() throws {
         let b = try Bench()
@@ -164,6 +165,7 @@ struct IngestorTests {
 }
 
 /// Start-up recovery after a crash at each step of the transaction.
+@Suite(.offThePool)
 struct RecoveryTests {
     @Test func strayTemporaryFilesAreRemoved() throws {
         let b = try Bench()

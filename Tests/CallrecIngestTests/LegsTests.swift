@@ -9,7 +9,7 @@ import Testing
 
 /// MixMonitor `r()`/`t()` legs: one stereo recording per uniqueid, the mix handled by its rule,
 /// nothing ever lost.
-@Suite(.serialized)
+@Suite(.offThePool, .serialized)
 struct LegsTests {
     static let real = "asterisk-22/1795635600.57"
 

@@ -1,7 +1,9 @@
+import CallrecTestSupport
 import Testing
 
 @testable import CallrecIngest
 
+@Suite(.offThePool)
 struct SpoolNamingTests {
     @Test func plainAndSystemName() throws {
         let n = try SpoolNaming()

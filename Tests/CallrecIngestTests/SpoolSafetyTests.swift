@@ -10,7 +10,7 @@ import Testing
 
 /// What someone who can write the spool can do to the ingest (issue 10): swap a file for a
 /// symlink or a FIFO while it is examined, bring a removed recording back, read what callrec stores.
-@Suite(.serialized)
+@Suite(.offThePool, .serialized)
 struct SpoolSafetyTests {
     /// A thread that keeps replacing `path` (atomically, with rename) by a symlink to a file
     /// outside the spool, a FIFO, and the real recording, until stopped.

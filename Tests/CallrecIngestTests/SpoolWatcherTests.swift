@@ -8,7 +8,7 @@ import Testing
 @testable import CallrecIngest
 
 /// The watcher on a real spool, with files written the way Asterisk writes them.
-@Suite(.serialized)
+@Suite(.offThePool, .serialized)
 struct SpoolWatcherTests {
     func watcher(_ b: Bench, settle: TimeInterval = 0.3, scanAge: TimeInterval = 1) -> SpoolWatcher {
         var o = WatcherOptions()

@@ -5,6 +5,7 @@ import Testing
 @testable import CallrecMedia
 
 /// Bad input: a clear error, nothing written, the input untouched.
+@Suite(.offThePool)
 struct BadInputTests {
     @Test(arguments: ["bad-empty.wav", "bad-random.wav", "bad-text.wav", "bad-truncated.wav", "bad-channels.wav", "bad-zerohz.wav"])
     func refused(_ name: String) throws {
@@ -44,6 +45,7 @@ struct BadInputTests {
 /// A decoder fuzz test: random bytes, truncations and bit flips of real fixtures, under every
 /// extension. The pipeline either succeeds with a verified file or fails with a MediaError; it
 /// never crashes and never leaves a file behind on failure.
+@Suite(.offThePool)
 struct FuzzTests {
     struct LCG {
         var state: UInt64

@@ -5,6 +5,7 @@ import Testing
 @testable import CallrecMedia
 
 /// Every MixMonitor format, transcoded and checked against sox's decoding of the same file.
+@Suite(.offThePool)
 struct FormatTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var file: String

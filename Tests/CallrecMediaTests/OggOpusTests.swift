@@ -5,6 +5,7 @@ import Testing
 
 /// The one Ogg page reader and OpusHead parser behind OpusVerifier, OpusReader and WavView: a
 /// stored file that was damaged in any of these ways is refused by the verifier, never passed.
+@Suite(.offThePool)
 struct OggOpusTests {
     /// A stored recording of a real fixture, and its bytes.
     static func stored(_ dir: TempDir) throws -> (String, [UInt8]) {

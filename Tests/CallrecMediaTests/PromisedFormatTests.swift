@@ -4,6 +4,7 @@ import Testing
 
 /// `callrec transcode` (the built binary) as README promises it, read back with opusinfo and
 /// libopusfile: the start time fallback, the `sln*` rates, resampled rates and the OpusTags.
+@Suite(.offThePool)
 struct PromisedFormatTests {
     struct Transcoded {
         var json: [String: Any]

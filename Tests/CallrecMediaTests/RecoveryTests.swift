@@ -5,6 +5,7 @@ import Testing
 @testable import CallrecMedia
 
 /// Recordings Asterisk never closed: the header's sizes are 0 or stale, the audio is all there.
+@Suite(.offThePool)
 struct RecoveryTests {
     @Test(arguments: [("crashed.wav", "speech.wav"), ("stale.wav", "speech.wav"), ("crashed.WAV", "speech.WAV")])
     func recoversUnclosedHeaders(_ damaged: String, _ intact: String) throws {

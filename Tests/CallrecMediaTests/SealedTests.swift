@@ -7,6 +7,7 @@ import Testing
 
 /// The sealed-file format (Sealed.swift): known answers from an independent implementation
 /// (scripts/seal-reference, Python's `cryptography`), random access, and every tampering refused.
+@Suite(.offThePool)
 struct SealedTests {
     static let key = DataKey(id: DataKeyID(Array(0xA0...0xAF))!, key: SymmetricKey(data: Array(0..<32) as [UInt8]))
     static let salt: [UInt8] = Array(0x10...0x1F)

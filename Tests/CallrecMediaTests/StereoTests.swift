@@ -23,6 +23,7 @@ func channel(_ pcm: [Int16], _ ch: Int, of channels: Int) -> [Double] {
 }
 
 /// Two-channel recordings: MixMonitor `D` (`.raw`), legs, and what is measured per speaker.
+@Suite(.offThePool)
 struct StereoTests {
     static let dRaw = "asterisk-22/1795635585.53.raw"
 

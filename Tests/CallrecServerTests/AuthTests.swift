@@ -9,6 +9,7 @@ import Testing
 @testable import CallrecServer
 
 /// The auth matrix: route × role × company × signed/unsigned/expired/tampered.
+@Suite(.offThePool)
 struct AuthTests {
     /// A verified URL is remembered, but never past its expiry, and a tampered one is never taken.
     @Test func rememberedSignaturesStillExpire() {

@@ -10,6 +10,7 @@ import Testing
 @testable import CallrecServer
 
 /// The console's accounts, sessions, sign-in throttling, CSRF and SSO.
+@Suite(.offThePool)
 struct ConsoleTests {
     static let password = "correct horse battery"
 

@@ -16,6 +16,7 @@ import Testing
 @testable import CallrecServer
 
 /// What a careless or hostile client tried against a running build: each was reproduced first.
+@Suite(.offThePool)
 struct HardeningTests {
     /// `bytes=0-,0-,…` asked for 16 copies of the file; overlapping ranges are merged.
     @Test func overlappingRangesAreServedOnce() async throws {

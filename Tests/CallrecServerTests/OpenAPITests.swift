@@ -9,6 +9,7 @@ import Testing
 
 /// `/openapi.yaml` stays true: every path and method it lists is routed by the live server (no
 /// 404 "no such route", no 405) and answers one of the statuses it documents.
+@Suite(.offThePool)
 struct OpenAPITests {
     @Test func everyDocumentedOperationExists() async throws {
         let h = try await Harness()

@@ -9,6 +9,7 @@ import Testing
 @testable import CallrecServer
 
 /// `waveform.json?pixels=N` and the list's duration and hold filters.
+@Suite(.offThePool)
 struct PeaksTests {
     static func json(channels: Int, length: Int, spp: Int = 160, value: (Int, Int) -> (Int, Int)) -> Data {
         var data: [Int] = []

@@ -1,11 +1,13 @@
 import Crypto
 import CallrecIngest
 import Foundation
+import CallrecTestSupport
 import Testing
 
 @testable import CallrecServer
 
 /// RFC 9110 §14 and §13 logic, case by case.
+@Suite(.offThePool)
 struct RangeParsingTests {
     @Test func ranges() {
         #expect(ByteRanges.parse(nil, size: 100) == .none)
@@ -65,6 +67,7 @@ struct RangeParsingTests {
     }
 }
 
+@Suite(.offThePool)
 struct SignedURLTests {
     /// Every other spelling of a valid signature is refused (base64's spare bits included).
     @Test func onlyTheCanonicalSignature() {
@@ -84,6 +87,7 @@ struct SignedURLTests {
     }
 }
 
+@Suite(.offThePool)
 struct PurgeScheduleTests {
     @Test func nextPurgeTimeInTheLocalZone() throws {
         let sp = TimeZone(identifier: "America/Sao_Paulo")!

@@ -207,15 +207,15 @@ extension WebhookTests {
 }
 
 extension WebhookTests {
-    /// With a poll of a minute, an event this process commits still goes out at once: the
-    /// catalog rings the sender's bell on commit.
+    /// With a poll of an hour, an event this process commits still goes out at once: the catalog
+    /// rings the sender's bell on commit.
     @Test func anEventCommittedHereGoesOutWithoutWaitingForThePoll() async throws {
         let dir = TempDir()
         let catalog = try Catalog(data: DataDirectory(dir.file("data")), recordsEvents: true)
         let logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
         let received = Received(failFirst: 0)
         try await withWebhookReceiver({ await received.take($0, signature: $1) }) { url in
-            let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger, poll: .seconds(60))
+            let sender = WebhookSender(catalog: catalog, url: url, secret: "s", logger: logger, poll: .seconds(3600))
             let run = Task { try await sender.run() }
             try await Task.sleep(for: .milliseconds(200))  // the sender's first poll found nothing and waits
             for n in 0..<3 {
@@ -223,9 +223,9 @@ extension WebhookTests {
                 try await catalog.pool.write { db in
                     try catalog.recordEvent(db, type: .recordingReady, uniqueid: "1732467600.\(n)", key: "recording", object: [:], now: Date())
                 }
-                _ = await eventuallyAsync(30, every: .milliseconds(5)) { await received.requests.count > n }
-                // Far below the poll; not tight, because the whole suite loads both cores (5 s seen).
-                #expect(ContinuousClock.now - committed < .seconds(20), "event \(n)")
+                _ = await eventuallyAsync(150, every: .milliseconds(5)) { await received.requests.count > n }
+                // Far below the poll, and loose: the whole suite loads both cores (25 s stalls seen).
+                #expect(ContinuousClock.now - committed < .seconds(120), "event \(n)")
             }
             run.cancel()
             _ = await run.result

@@ -6,7 +6,7 @@ import Testing
 /// `callrec serve` with CALLREC_AMI, end to end: the built binary logs in to `AMIPeer` (a replay
 /// of Asterisk 22's events, not a live Asterisk), a recorder pauses a live call over HTTP, and
 /// the AMI secret appears nowhere in the log.
-@Suite struct AMIServeTests {
+@Suite(.offThePool) struct AMIServeTests {
     @Test func serveLogsInPausesAndNeverLogsTheSecret() async throws {
         let dir = TempDir()
         let peer = AMIPeer(secret: "s3cret pass")

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 /// The built `callrec` binary, as a user runs it.
+@Suite(.offThePool)
 struct CommandLineTests {
     @Test func ingestShowList() throws {
         let dir = TempDir()

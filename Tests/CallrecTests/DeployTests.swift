@@ -4,6 +4,7 @@ import Testing
 import Yams
 
 /// There is no Docker engine here: the compose file is parsed and checked instead.
+@Suite(.offThePool)
 struct DeployTests {
     @Test func composeSharesTheSpoolAndChecksHealth() throws {
         let text = try String(contentsOfFile: Paths.root + "/docker-compose.yml", encoding: .utf8)

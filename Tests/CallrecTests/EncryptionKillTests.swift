@@ -8,6 +8,7 @@ import Testing
 /// `callrec encrypt`, `callrec keys rotate` and `callrec decrypt` killed with SIGKILL at random
 /// moments, then run again to the end: no recording lost, every file readable with what the key
 /// store holds, every data key kept through the rotation.
+@Suite(.offThePool)
 struct EncryptionKillTests {
     @Test func encryptRotateDecryptSurviveSIGKILL() throws {
         let dir = TempDir()

@@ -5,6 +5,7 @@ import Testing
 
 /// `callrec serve` with MixMonitor r()/t() legs arriving apart: killed (SIGKILL) between them,
 /// started again, and a leg whose partner never comes.
+@Suite(.offThePool)
 struct LegsKillTests {
     static let real = "asterisk-22/1795635600.57"
 

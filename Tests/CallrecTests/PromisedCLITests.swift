@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 /// What README promises of the command line, run through the built binary on real files.
+@Suite(.offThePool)
 struct PromisedCLITests {
     /// Three calls filed by the dialplan as `{company}/{agent}-{lead_number}-{uniqueid}.wav`:
     /// two of company 42 a day apart, one of company 77 with the first one's phone number.

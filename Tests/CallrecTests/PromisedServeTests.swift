@@ -5,6 +5,7 @@ import Testing
 
 /// What README promises of `callrec serve`'s own schedules: the daily purge at
 /// `CALLREC_PURGE_AT`, export jobs restarted after a restart, exports removed after their TTL.
+@Suite(.offThePool)
 struct PromisedServeTests {
     /// `serve` purges on its own at `CALLREC_PURGE_AT` (set to the next minute, in UTC): an
     /// expired recording goes (row, file; `show` says removed), a recent one stays, and not

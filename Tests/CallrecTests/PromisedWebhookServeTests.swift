@@ -5,6 +5,7 @@ import Testing
 @testable import CallrecCatalog
 
 /// What README promises of webhook delivery by `callrec serve`, against a receiver on loopback.
+@Suite(.offThePool)
 struct PromisedWebhookServeTests {
     struct Setup {
         let dir: TempDir

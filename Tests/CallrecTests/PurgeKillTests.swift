@@ -6,6 +6,7 @@ import Testing
 
 /// `callrec purge` killed with SIGKILL at random moments, then run again: in the end every
 /// expired recording is gone (row and file), the held one stays, and nothing is left half-removed.
+@Suite(.offThePool)
 struct PurgeKillTests {
     @Test func purgeSurvivesSIGKILL() throws {
         let dir = TempDir()

@@ -4,6 +4,7 @@ import Foundation
 import Testing
 
 /// `callrec quarantine` and what `show` says of a uniqueid that is not (yet) a recording.
+@Suite(.offThePool)
 struct QuarantineCommandTests {
     func json(_ s: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(s.utf8)) }
 

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// What `serve` says when it starts and stops, in the situations operators meet.
-@Suite(.serialized)
+@Suite(.serialized, .offThePool)
 struct ServeStartupTests {
     /// A second `serve` on a busy port fails at once with one line naming the address and
     /// `--port`, before its watcher has taken anything from its spool.

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `callrec serve` as a subprocess: a real spool, a real catalog file, a real port.
-@Suite(.serialized)
+@Suite(.serialized, .offThePool)
 struct ServeTests {
     @Test func servesIngestsAndStopsCleanly() throws {
         let dir = TempDir()

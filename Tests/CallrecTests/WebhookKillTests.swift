@@ -34,6 +34,7 @@ actor HookLog {
 /// `callrec serve` SIGKILLed with webhook events pending (the receiver refusing them), then
 /// started again with the receiver accepting: every event arrives, with the id it had when it was
 /// refused, each recording's events in order, every signature valid, nothing left pending.
+@Suite(.offThePool)
 struct WebhookKillTests {
     @Test func eventsSurviveSIGKILLOfServe() async throws {
         let dir = TempDir()
