@@ -90,6 +90,34 @@ struct ConsoleTests {
         #expect(throttle.retryAfter(account: "ana", address: "10.0.0.3", now: t0 + 901) == nil)  // the window passed
     }
 
+    /// A compliance officer sees where a call was paused for PCI and by whom, and the time
+    /// MixMonitor dropped, on the recording's page (the waveform shades the pauses).
+    @Test func pausesAndGapsShowOnTheRecordingPage() async throws {
+        let h = try await Harness()
+        var row = try h.add("speech.wav", as: "1732467600.1", company: "acme")
+        row.ami = AMIFacts(
+            startedAt: nil, answeredAt: nil, endedAt: nil, hangupCause: 16, caller: nil, connected: nil,
+            pauses: [AMIFacts.Pause(startMs: 4000, endMs: 7000, by: "agent-1001", requestedAt: nil, endedBy: "agent-1001", zeros: false)],
+            gaps: [AMIFacts.Gap(atMs: 2980, lostMs: 4000, why: "not_bridged")]
+        ).json
+        let changed = row
+        try await h.catalog.pool.write { db in try changed.update(db) }
+        try await ConsoleAccounts(catalog: h.catalog, cost: 4).add(name: "co", role: "compliance", company: nil, password: Self.password)
+        try await h.test { client in
+            let form = try await client.execute(uri: "/login", method: .get)
+            let loginCSRF = try #require(Self.cookie(form, "callrec_login"))
+            let body = "username=co&password=\(Self.password.replacingOccurrences(of: " ", with: "+"))&csrf=\(loginCSRF)"
+            let headers: HTTPFields = [.origin: "http://localhost", .contentType: "application/x-www-form-urlencoded", .cookie: "callrec_login=\(loginCSRF)"]
+            let ok = try await client.execute(uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: body))
+            let session = try #require(Self.cookie(ok, "callrec_session"))
+            let page = try await client.execute(uri: "/r/1732467600.1", method: .get, headers: [.cookie: "callrec_session=\(session)", .acceptLanguage: "en"])
+            #expect(page.status == .ok)
+            #expect(page.text.contains("data-pauses=\"[[4000,7000]]\""))
+            #expect(page.text.contains("<dd data-testid=\"pause-row\">0:04–0:07 — paused by agent-1001 <strong>(no silence in the audio there: check it)</strong></dd>"), "\(page.text)")
+            #expect(page.text.contains("<dd data-testid=\"gap-row\">at 0:02, 4.0 s (not bridged: MixMonitor&#39;s b option drops it)</dd>"))
+        }
+    }
+
     /// Sign-in over HTTP: the cookie's attributes, CSRF and Origin on every state change, logout.
     @Test func signInCSRFAndLogoutOverHTTP() async throws {
         let h = try await Harness()

@@ -69,10 +69,12 @@ td.reason { white-space:normal; max-width:36rem; }
     /// more than one) with silence shaded and the played part darker. Shared by the console's
     /// player and `/player.js`.
     static let drawPeaksJS = #"""
-function drawPeaks(ctx, w, h, peaks, silence, dur, played, labels) {
+function drawPeaks(ctx, w, h, peaks, silence, dur, played, labels, pauses) {
   ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = '#eceff4';
   if (dur > 0) for (const [a, b] of silence) ctx.fillRect(a / 1000 / dur * w, 0, Math.max(1, (b - a) / 1000 / dur * w), h);
+  ctx.fillStyle = '#f6d8a8';  // PCI pauses: what Asterisk was told not to record
+  if (dur > 0 && pauses) for (const [a, b] of pauses) ctx.fillRect(a / 1000 / dur * w, 0, Math.max(1, (b - a) / 1000 / dur * w), h);
   if (peaks && peaks.length > 0) {
     const data = peaks.data, n = peaks.length, ch = peaks.channels || 1, scale = peaks.bits === 16 ? 32768 : 128;
     const lane = h / ch, px = dur > 0 ? played / dur * w : 0;
@@ -286,6 +288,7 @@ function initPlayer(section) {
   const clockEl = section.querySelector('#clock');
   const total = Number(d.durationMs) / 1000;
   const silence = JSON.parse(d.silence || '[]');
+  const pauses = JSON.parse(d.pauses || '[]');
   let peaks = null;
 
   // Ogg Opus where the browser plays it, else the WAV the server decodes.
@@ -301,7 +304,7 @@ function initPlayer(section) {
 
   let labels = JSON.parse(d.laneLabels || '[]');
   function draw() {
-    drawPeaks(canvas.getContext('2d'), canvas.width, canvas.height, peaks, silence, duration(), audio.currentTime, labels);
+    drawPeaks(canvas.getContext('2d'), canvas.width, canvas.height, peaks, silence, duration(), audio.currentTime, labels, pauses);
     if (peaks) { canvas.dataset.lanes = String(peaks.channels || 1); canvas.dataset.labels = (peaks.channels > 1 ? labels : []).join(','); }
     clockEl.textContent = clock(audio.currentTime) + ' / ' + clock(duration());
   }

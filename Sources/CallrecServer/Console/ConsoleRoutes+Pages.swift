@@ -78,6 +78,17 @@ extension ConsoleRoutes {
         // the URLs' issue is audited under the user's name instead.
         service.recordRead(user, "audio.url", id, detail: "console", client: context.client)
         let silence = json.silence.segments.map { "[\($0.first ?? 0),\($0.last ?? 0)]" }.joined(separator: ",")
+        // PCI pauses and the time MixMonitor dropped (AMI): shaded on the waveform, listed beside it.
+        let pauses = (json.pauses ?? []).map { "[\($0.startMs),\($0.endMs)]" }.joined(separator: ",")
+        let pauseItems = (json.pauses ?? []).map { pause -> String in
+            let span = ConsolePage.clock(ms: pause.startMs) + "–" + ConsolePage.clock(ms: pause.endMs)
+            let by = pause.by.map { " — " + String(format: p.lang.t("paused_by"), $0) } ?? ""
+            let flag = pause.zeros == false ? " <strong>\(p.t("pause_not_silent"))</strong>" : ""
+            return "<dd data-testid=\"pause-row\">\(esc(span + by))\(flag)</dd>"
+        }.joined()
+        let gapItems = (json.gaps ?? []).map { gap -> String in
+            "<dd data-testid=\"gap-row\">" + esc(String(format: p.lang.t("gap_at"), ConsolePage.clock(ms: gap.atMs), p.number(Double(gap.lostMs) / 1000), p.lang.t(gap.why == "not_bridged" ? "gap_not_bridged" : "gap_unexplained"))) + "</dd>"
+        }.joined()
         let laneLabels = "[\"\(p.lang.t("left"))\",\"\(p.lang.t("right"))\"]"
         let start = request.uri.queryParameters["t"].flatMap { Double($0) }.map { max(0, $0) } ?? 0
         let canComply = context.console?.role == .compliance || context.console?.role == .admin
@@ -117,7 +128,7 @@ extension ConsoleRoutes {
             <h1>\(p.t("recording")) <code>\(esc(id))</code></h1>
             \(holdHTML)
             <section id="player" class="player" data-opus="\(esc(opus))" data-wav="\(esc(wav))" data-peaks="\(esc(peaks))"
-             data-duration-ms="\(row.durationMs)" data-silence="[\(silence)]" data-start="\(start)"
+             data-duration-ms="\(row.durationMs)" data-silence="[\(silence)]" data-pauses="[\(pauses)]" data-start="\(start)"
              data-json="/console/api/recordings/\(esc(id))" data-lane-labels="\(esc(laneLabels))" data-t-agent="\(p.t("role_agent"))" data-t-customer="\(p.t("role_customer"))">
             <audio data-testid="player-audio" controls preload="metadata"></audio>
             <canvas data-testid="waveform" id="waveform" width="1200" height="120" tabindex="0" aria-label="waveform"></canvas>
@@ -144,6 +155,8 @@ extension ConsoleRoutes {
             <dt>\(p.t("clipped"))</dt><dd>\(row.clippedSamples)</dd>
             <dt>\(p.t("channels"))</dt><dd>\(row.channels)</dd>
             <dt>\(p.t("sample_rate"))</dt><dd>\(row.sampleRate) Hz</dd>
+            \(pauseItems.isEmpty ? "" : "<dt>\(p.t("pauses"))</dt>" + pauseItems)
+            \(gapItems.isEmpty ? "" : "<dt>\(p.t("gaps"))</dt>" + gapItems)
             </dl></section>
             <section>\(listened)</section>
             </div>
