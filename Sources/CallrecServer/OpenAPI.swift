@@ -310,24 +310,25 @@ enum OpenAPIRoute {
               security: []
               responses: {"200": {description: OpenAPI 3.1, content: {application/yaml: {schema: {type: string}}}}}
           /recordings:
+            # One list for GET and HEAD (path-level parameters apply to both).
+            parameters:
+              - {name: from, in: query, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
+              - {name: to, in: query, description: exclusive, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
+              - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
+              - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
+              - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
+              - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
+              - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
+              - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
+              - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
+              - {name: min_overtalk_ms, in: query, description: "two-channel recordings with at least this much overtalk (mono ones never match)", schema: {type: integer, minimum: 0}}
+              - {name: min_dead_air_ms, in: query, description: "two-channel recordings with at least this much dead air", schema: {type: integer, minimum: 0}}
+              - {name: min_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at least this", schema: {type: number, minimum: 0, maximum: 1}}
+              - {name: max_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at most this", schema: {type: number, minimum: 0, maximum: 1}}
+              - {name: channels, in: query, schema: {enum: ["1", "2"]}}
             get:
               summary: a page of recordings, in start order
               security: [{bearer: []}]
-              parameters:
-                - {name: from, in: query, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: to, in: query, description: exclusive, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
-                - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
-                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
-                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
-                - {name: min_overtalk_ms, in: query, description: "two-channel recordings with at least this much overtalk (mono ones never match)", schema: {type: integer, minimum: 0}}
-                - {name: min_dead_air_ms, in: query, description: "two-channel recordings with at least this much dead air", schema: {type: integer, minimum: 0}}
-                - {name: min_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at least this", schema: {type: number, minimum: 0, maximum: 1}}
-                - {name: max_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at most this", schema: {type: number, minimum: 0, maximum: 1}}
-                - {name: channels, in: query, schema: {enum: ["1", "2"]}}
               responses:
                 "200": {description: a page, content: {application/json: {schema: {$ref: '#/components/schemas/Page'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
@@ -335,21 +336,6 @@ enum OpenAPIRoute {
             head:
               summary: the same headers as GET, no body
               security: [{bearer: []}]
-              parameters:
-                - {name: from, in: query, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: to, in: query, description: exclusive, schema: {$ref: '#/components/schemas/TimeOrEmpty'}}
-                - {name: company, in: query, description: "a company-scoped token sees its own company only; empty is absent", schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: agent, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: lead_number, in: query, schema: {$ref: '#/components/schemas/Filter'}}
-                - {name: limit, in: query, description: "1…1000, default 100; empty is absent", schema: {anyOf: [{type: integer, minimum: 1, maximum: 1000, default: 100}, {const: ""}]}}
-                - {name: cursor, in: query, description: "the next_cursor of the previous page, as it was (opaque; anything else is a 400)", schema: {type: string, pattern: '^[A-Za-z0-9_-]+$'}}
-                - {name: min_duration_ms, in: query, description: "only recordings at least this long; empty is absent", schema: {anyOf: [{type: integer, minimum: 0, maximum: 1000000000}, {const: ""}]}}
-                - {name: held, in: query, description: "true: only recordings under legal hold; false or empty: all", schema: {enum: ["true", "false", ""]}}
-                - {name: min_overtalk_ms, in: query, description: "two-channel recordings with at least this much overtalk (mono ones never match)", schema: {type: integer, minimum: 0}}
-                - {name: min_dead_air_ms, in: query, description: "two-channel recordings with at least this much dead air", schema: {type: integer, minimum: 0}}
-                - {name: min_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at least this", schema: {type: number, minimum: 0, maximum: 1}}
-                - {name: max_talk_ratio, in: query, description: "two-channel recordings whose agent's share of talk is at most this", schema: {type: number, minimum: 0, maximum: 1}}
-                - {name: channels, in: query, schema: {enum: ["1", "2"]}}
               responses:
                 "200": {description: a page}
                 "400": {description: a malformed request}
