@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import JWTKit
+import NIOConcurrencyHelpers
 
 /// Who is asking.
 public enum Principal: Sendable, Equatable {
@@ -29,6 +30,9 @@ public struct Authenticator: Sendable {
     let signer: URLSigner
     let tokens: TokenAuthority
     let now: @Sendable () -> Date
+    /// Bearer tokens already verified (`VerifiedTokens`): a player sends the same token with every
+    /// range, and JWTKit's decode and HMAC, through the router, was most of a bearer request.
+    let verifiedTokens = VerifiedTokens()
 
     public init(signer: URLSigner, tokens: TokenAuthority, now: @escaping @Sendable () -> Date = Date.init) {
         self.signer = signer
@@ -59,12 +63,14 @@ public struct Authenticator: Sendable {
         guard let header = request.headers[.authorization] else {
             throw APIError(.unauthorized, "unauthorized", "send a bearer token (Authorization: Bearer …) or use a signed URL")
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", parts[1].count < 8192 else {
+        guard let token = Self.bearer(header) else {
             throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <token>'")
         }
+        if let claims = verifiedTokens.claims(token, now: now()) { return .token(claims) }
         do {
-            return .token(try await tokens.verify(String(parts[1])))
+            let claims = try await tokens.verify(token)
+            verifiedTokens.insert(token, claims)
+            return .token(claims)
         } catch let e as JWTError {
             switch e.errorType {
             case .claimVerificationFailure where e.failedClaim is ExpirationClaim:
@@ -86,10 +92,58 @@ public struct Authenticator: Sendable {
         }
     }
 
+    /// The token of an `Authorization: Bearer <token>` header (nil: not that shape).
+    static func bearer(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", parts[1].count < 8192 else { return nil }
+        return String(parts[1])
+    }
+
+    /// The claims of a bearer token verified before and not expired at `now`, without a catalog
+    /// or JWT call (for the event loop: `AudioFastPath`); nil sends the request to the router.
+    func cachedBearer(_ header: String) -> Claims? {
+        guard let token = Self.bearer(header) else { return nil }
+        return verifiedTokens.claims(token, now: now())
+    }
+
     /// 403 unless the principal holds one of `roles`.
     static func require(_ principal: Principal, _ roles: Set<Role>) throws {
         guard let role = principal.role, roles.contains(role) else {
             throw APIError(.forbidden, "forbidden", "this needs the role \(roles.map(\.rawValue).sorted().joined(separator: " or "))")
         }
     }
+}
+
+/// Bearer tokens whose signature and claims were verified, by their exact text, with their claims:
+/// bounded (emptied when full: the next request of each simply verifies again). `exp` is checked
+/// on every use, at the authenticator's clock, and an expired token leaves the cache (the router
+/// then refuses it as JWTKit does: 401 `expired`). A token's claims cannot change (they are
+/// signed), and bearer tokens have no revocation list: `CALLREC_JWT_SECRET` is their only
+/// revocation, and changing it needs a restart, which empties this cache.
+final class VerifiedTokens: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var tokens: [String: Claims] = [:]
+    let capacity: Int
+
+    init(capacity: Int = 8192) { self.capacity = capacity }
+
+    func claims(_ token: String, now: Date) -> Claims? {
+        lock.withLock {
+            guard let c = tokens[token] else { return nil }
+            guard c.exp.value > now else {
+                tokens[token] = nil
+                return nil
+            }
+            return c
+        }
+    }
+
+    func insert(_ token: String, _ claims: Claims) {
+        lock.withLock {
+            if tokens.count >= capacity { tokens.removeAll(keepingCapacity: true) }
+            tokens[token] = claims
+        }
+    }
+
+    var count: Int { lock.withLock { tokens.count } }
 }

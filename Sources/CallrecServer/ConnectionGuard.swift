@@ -151,7 +151,13 @@ final class ConnectionTimeouts {
     let counter: ConnectionCounter?
     private var inFlight = 0
     private var partial = false
+    /// When the connection is closed unless something happens first (nil: never, a request is in
+    /// progress). Moving it costs nothing: one timer is scheduled at a time, and when it fires
+    /// early it schedules itself again for the deadline. Scheduling and cancelling a timer at
+    /// every request's first byte, head and end was about 6% of a fast-path range (perf).
+    private var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
 
     init(_ limits: ConnectionLimits, counter: ConnectionCounter? = nil) {
         self.limits = limits
@@ -159,14 +165,32 @@ final class ConnectionTimeouts {
     }
 
     private func arm(_ context: ChannelHandlerContext, _ after: TimeAmount) {
+        let at = NIODeadline.now() + after
+        deadline = at
+        if let timerAt, timerAt <= at { return }  // fires first, then waits on for the deadline
+        schedule(context.channel, at: at)
+    }
+
+    private func schedule(_ channel: any Channel, at: NIODeadline) {
         timer?.cancel()
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: after) { channel.close(promise: nil) }
+        timerAt = at
+        timer = channel.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: at) { [self] in
+            timer = nil
+            timerAt = nil
+            guard let deadline else { return }
+            if deadline <= .now() { channel.close(promise: nil) } else { schedule(channel, at: deadline) }
+        }
     }
 
     private func disarm() {
+        deadline = nil
+    }
+
+    fileprivate func inactiveCleanup() {
+        deadline = nil
         timer?.cancel()
         timer = nil
+        timerAt = nil
     }
 
     fileprivate func active(_ context: ChannelHandlerContext) {
@@ -195,7 +219,7 @@ final class ConnectionTimeouts {
         }
     }
 
-    fileprivate func inactive() { disarm() }
+    fileprivate func inactive() { inactiveCleanup() }
 
     var bytes: Bytes { Bytes(self) }
     var parts: Parts { Parts(self) }

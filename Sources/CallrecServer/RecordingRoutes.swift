@@ -21,7 +21,7 @@ struct RecordingRoutes: Sendable {
     func register(on router: Router<CallrecContext>) {
         // Audio and waveforms: a signed URL or any token.
         // A recorder token (the CRM backend's, for pauses) reads nothing.
-        let media = router.group().add(middleware: Authenticate(auth, signed: .media, roles: [.viewer, .compliance, .admin]))
+        let media = router.group().add(middleware: Authenticate(auth, signed: .media, roles: Self.mediaRoles))
         media.get("/recordings", use: list)
         media.head("/recordings", use: list)
         media.get(Self.recordingPath, use: getFile)
@@ -36,6 +36,9 @@ struct RecordingRoutes: Sendable {
         compliance.delete("/recordings/:id/hold", use: deleteHold)
     }
 
+    /// The roles whose bearer tokens read audio and waveforms (`AudioFastPath` checks the same).
+    static let mediaRoles: Set<Role> = [.viewer, .compliance, .admin]
+
     /// A uniqueid from the path, or 400: no traversal, no separators, no control bytes.
     static func uniqueid(_ raw: String?) throws -> String {  // decoded already (`pathParameter`)
         guard let raw, UniqueID.isValid(raw) else {
@@ -45,7 +48,7 @@ struct RecordingRoutes: Sendable {
     }
 
     /// For `AudioFastPath`, on the event loop: a signed request's audio when the cache has its row.
-    func openedAudio(_ id: String, _ principal: Principal) -> (StoredAudio, Int32)? {
+    func openedAudio(_ id: String, _ principal: Principal) -> (StoredAudio, OpenAudio)? {
         service.cachedOpenedAudio(id, for: principal)
     }
 

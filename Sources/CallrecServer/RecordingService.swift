@@ -18,6 +18,8 @@ final class RecordingService: Sendable {
     let catalog: Catalog
     let audit: AuditWriter
     let rows = RowCache()
+    /// Audio files held open for the fast path; dropped with the row on every change.
+    let openFiles = OpenAudioCache()
     /// List pages computed at once: all cores but one (at least one).
     let listGate = Gate(permits: max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
     let now: @Sendable () -> Date
@@ -41,8 +43,16 @@ final class RecordingService: Sendable {
         self.maxActiveExports = maxActiveExports
         self.maxKeptExports = maxKeptExports
         self.exportReserveBytes = exportReserveBytes
-        let rows = self.rows
-        catalog.changes.listen { ids in ids.forEach(rows.invalidate) }
+        let (rows, openFiles) = (self.rows, self.openFiles)
+        // Every commit that touches a recording (ingest and append, encryption, metadata, holds,
+        // delete, purge, erasure, quarantine) drops its row and its open file at once, before the
+        // file itself is renamed over or removed.
+        catalog.changes.listen { ids in
+            for id in ids {
+                rows.invalidate(id)
+                openFiles.invalidate(id)
+            }
+        }
     }
 
     static func notFound(_ id: String) -> APIError { APIError(.notFound, "not_found", "no recording \(id)") }
@@ -85,22 +95,17 @@ final class RecordingService: Sendable {
         return StoredAudio(row: row, path: path, stat: st, sealed: SealFormat.isSealed(path: path))
     }
 
-    /// For `AudioFastPath`, on an event loop: the audio opened, only when the row is in the cache
-    /// (no catalog call on the loop) and visible; nil sends the request to the router, whose
-    /// lookup fills the cache.
-    func cachedOpenedAudio(_ id: String, for principal: Principal) -> (StoredAudio, Int32)? {
+    /// For `AudioFastPath`, on an event loop: the audio, held open (`OpenAudioCache`), only when
+    /// the row is in the cache (no catalog call on the loop) and visible; nil sends the request
+    /// to the router, whose lookup fills the cache. A sealed file only when its key is in memory
+    /// and its size is the catalog's (which stands in for authenticating its last segment: a
+    /// sealed file cut short has another size).
+    func cachedOpenedAudio(_ id: String, for principal: Principal) -> (StoredAudio, OpenAudio)? {
         guard case .hit(let found) = rows.lookup(id), let row = found, principal.scope.allows(row.company) else { return nil }
         let path = catalog.data.absolute(row.opusPath)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            close(fd)
-            return nil
-        }
-        var head = [UInt8](repeating: 0, count: SealFormat.magic.count)
-        let sealed = pread(fd, &head, head.count, 0) == head.count && SealFormat.isSealed(head)
-        return (StoredAudio(row: row, path: path, stat: st, sealed: sealed), fd)
+        guard let file = openFiles.open(id, path: path) else { return nil }
+        if let sealed = file.sealed, sealed.size != row.opusBytes { return nil }
+        return (StoredAudio(row: row, path: path, stat: file.stat, sealed: file.sealed != nil), file)
     }
 
     func waveform(_ id: String, for principal: Principal) async throws -> (RecordingRow, Data) {

@@ -101,6 +101,44 @@ struct SealedAudioTests {
         }
     }
 
+    /// Damaged in place after the fast path has opened the file and holds its header's context
+    /// (key included): still refused, through both paths, never a byte of the damaged segment.
+    @Test func aSegmentDamagedWhileItsFileIsHeldOpenFailsClosed() async throws {
+        let h = try await Harness()
+        let row = try Self.addSealed(h, h.longWAV(seconds: 120), as: "1732467600.42")
+        let path = h.data.absolute(row.opusPath)
+        let plain = try StoredFile(path: path).bytes(0..<row.opusBytes)
+        let token = try await h.token(.admin)
+        let uri = "/recordings/1732467600.42.opus"
+        try await h.test { client in
+            var byFastPath = false
+            for _ in 0..<5 where !byFastPath {
+                let before = AudioFastPath.answers(data: h.data.root)
+                let ok = try await client.execute(uri: h.signed(uri), method: .get, headers: [.range: "bytes=70000-70999"])
+                #expect(ok.status == .partialContent && ok.bytes == Array(plain[70000..<71000]))
+                byFastPath = AudioFastPath.answers(data: h.data.root) == before + 1
+            }
+            #expect(byFastPath)
+            // One bit of segment 1 flipped in place (same inode, same descriptor).
+            let fd = open(path, O_RDWR)
+            var byte: UInt8 = 0
+            let at = off_t(64 + SealFormat.sealedSegmentSize + 500)
+            #expect(pread(fd, &byte, 1, at) == 1)
+            byte ^= 0x01
+            #expect(pwrite(fd, &byte, 1, at) == 1)
+            close(fd)
+            for _ in 0..<2 {
+                for headers in [[.range: "bytes=70000-70999"], h.bearer(token) + [.range: "bytes=70000-70999"]] as [HTTPFields] {
+                    let bad = try await client.execute(uri: headers[.authorization] == nil ? h.signed(uri) : uri, method: .get, headers: headers)
+                    #expect(bad.status == .serviceUnavailable, "\(headers)")
+                    #expect(bad.text.contains("audio_unavailable"))
+                }
+                let ok = try await client.execute(uri: h.signed(uri), method: .get, headers: [.range: "bytes=0-999"])
+                #expect(ok.status == .partialContent && ok.bytes == Array(plain[0..<1000]))
+            }
+        }
+    }
+
     /// Cut short at a segment boundary (every remaining segment authentic): refused through both
     /// paths, even for a range the remaining segments cover — the fast path by the catalog's
     /// size, the router by the last segment's flag.

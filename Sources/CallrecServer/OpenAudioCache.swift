@@ -1,0 +1,202 @@
+import CallrecMedia
+import Crypto
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A recording's audio file held open for `AudioFastPath`, with what was read from it when it
+/// was opened: its identity (device, inode, size, times), whether it is sealed, and for a sealed
+/// file its authenticated header's context (the derived segment key: no key store read, no
+/// header MAC per request). Closed when the last response using it ends after it left the cache.
+final class OpenAudio: @unchecked Sendable {
+    let uniqueid: String
+    let path: String
+    let descriptor: Int32
+    /// What `stat(path)` must still say for this descriptor to be the recording's file.
+    let identity: FileIdentity
+    let stat: stat
+    /// A sealed file's reader (nil: plaintext, served with sendfile).
+    let sealed: SealedRanges?
+    /// Uptime of the last use (for the cache's sweep of unused entries).
+    var usedAt: UInt64
+
+    init(uniqueid: String, path: String, descriptor: Int32, stat st: stat, sealed: SealedRanges?) {
+        self.uniqueid = uniqueid
+        self.path = path
+        self.descriptor = descriptor
+        identity = FileIdentity(st)
+        stat = st
+        self.sealed = sealed
+        usedAt = DispatchTime.now().uptimeNanoseconds
+    }
+
+    deinit { close(descriptor) }
+
+    /// A `NIOFileHandle` for one response's `FileRegion` that does not own the descriptor: NIO's
+    /// handle is single-user (marked in use during each syscall), so each response gets its own;
+    /// `release` gives the descriptor back without closing it.
+    func handle() -> NIOFileHandle { NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor) }
+    static func release(_ handle: NIOFileHandle) { _ = try? handle.takeDescriptorOwnership() }
+}
+
+/// What identifies a file's content for the cache: a rename over the path (append, encrypt,
+/// decrypt), a removal (delete, purge, erasure, quarantine) or a change in place all change it.
+struct FileIdentity: Equatable {
+    let dev: UInt
+    let ino: UInt
+    let size: Int
+    let mtime: timespec
+    let ctime: timespec
+
+    init(_ st: stat) {
+        dev = UInt(st.st_dev)
+        ino = UInt(st.st_ino)
+        size = Int(st.st_size)
+        mtime = st.st_mtim
+        ctime = st.st_ctim
+    }
+
+    static func == (a: FileIdentity, b: FileIdentity) -> Bool {
+        a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec
+            && a.ctime.tv_sec == b.ctime.tv_sec && a.ctime.tv_nsec == b.ctime.tv_nsec
+    }
+}
+
+/// Ranges of a sealed file's plaintext, decrypted on the calling thread from a descriptor kept
+/// open: the header was authenticated once, when the file was opened; each segment a range covers
+/// is read and authenticated before any of its bytes is returned (a damaged one throws, and
+/// nothing of it is returned). Thread-safe: no state but the immutable context.
+struct SealedRanges: Sendable {
+    let context: SealContext
+    /// Plaintext bytes.
+    let size: Int
+    let segments: Int
+
+    /// The sealed file behind `fd`, when its data key is in memory (never a key store read: for
+    /// an event loop); nil otherwise, or when the header does not authenticate or the size is not
+    /// a whole sealed file's.
+    static func open(_ fd: Int32, fileSize: Int) -> SealedRanges? {
+        var head = [UInt8](repeating: 0, count: SealFormat.headerSize)
+        guard pread(fd, &head, head.count, 0) == head.count, let id = SealFormat.keyID(header: head), let key = DataKeys.cachedKey(id),
+            let context = try? SealContext(header: head, key: key, name: ""), let size = SealFormat.plaintextSize(sealedSize: fileSize)
+        else { return nil }
+        return SealedRanges(context: context, size: size, segments: max(1, (size + SealFormat.segmentSize - 1) / SealFormat.segmentSize))
+    }
+
+    /// Decrypts `range` of the plaintext into `out`, reading through `scratch` (reused by the
+    /// caller: one per event loop).
+    func read(_ fd: Int32, _ range: Range<Int>, into out: inout ByteBuffer, scratch: inout [UInt8], path: String) throws {
+        guard range.lowerBound >= 0, range.upperBound <= size else { throw SealError(.truncated, "\(path): range past the end") }
+        if scratch.count < SealFormat.sealedSegmentSize { scratch = [UInt8](repeating: 0, count: SealFormat.sealedSegmentSize) }
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let i = at / SealFormat.segmentSize
+            let last = i == segments - 1
+            let start = SealFormat.headerSize + i * SealFormat.sealedSegmentSize
+            let length = last ? SealFormat.sealedSize(plaintextSize: size) - start : SealFormat.sealedSegmentSize
+            var done = 0
+            while done < length {
+                let n = scratch.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(start + done)) }
+                if n < 0, errno == EINTR { continue }
+                if n < 0 { throw SealError(.truncated, "\(path): cannot read segment \(i): \(String(cString: strerror(errno)))") }
+                if n == 0 { throw SealError(.truncated, "\(path): segment \(i) is cut short") }
+                done += n
+            }
+            let plain = try scratch.withUnsafeBytes {
+                try context.open(UnsafeRawBufferPointer(rebasing: $0[0..<length]), index: i, last: last, name: path)
+            }
+            let from = at - i * SealFormat.segmentSize
+            let n = min(range.upperBound - at, plain.count - from)
+            guard n > 0 else { throw SealError(.truncated, "\(path): segment \(i) is short") }
+            _ = plain.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[from..<(from + n)])) }
+            at += n
+        }
+    }
+}
+
+/// Recordings' files held open for the fast path, by uniqueid (each entry knows its path and
+/// inode). Why: opening, stat-ing, sniffing and closing the file was a fifth of a signed range's
+/// cost under wrk, and a sealed file's header MAC and key derivation were paid per request too.
+///
+/// Never serves a removed or replaced file: every use checks `stat(path)` against the entry's
+/// device, inode, size and times (a rename over the path, a removal or a change in place by any
+/// process — the CLI's `encrypt`, `delete`, `purge` — shows there), and the recording service
+/// drops a recording's entry on every catalog change to it in this process (ingest and append,
+/// encryption, delete, purge, erasure, quarantine), before the file itself is touched. Bounded:
+/// `capacity` entries (the least recently used leaves first), and entries unused for `idle` are
+/// swept, so a file removed behind our back is not held open for long.
+final class OpenAudioCache: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var entries: [String: OpenAudio] = [:]
+    /// Bumped by every invalidation: an entry opened before one is not stored after it.
+    private var epoch: UInt64 = 0
+    private var sweptAt: UInt64 = 0
+    let capacity: Int
+    let idleNanoseconds: UInt64
+
+    init(capacity: Int = 128, idle: Double = 60) {
+        self.capacity = capacity
+        idleNanoseconds = UInt64(idle * 1e9)
+    }
+
+    /// The open file of `uniqueid` at `path`, if the cached one is still what the path names;
+    /// else opened now (plaintext, or sealed with its key in memory) and cached. Nil when the
+    /// file cannot be opened or its sealed key is not in memory: the router answers.
+    func open(_ uniqueid: String, path: String) -> OpenAudio? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            invalidate(uniqueid)
+            return nil
+        }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (cached, seen): (OpenAudio?, UInt64) = lock.withLock {
+            guard let e = entries[uniqueid] else { return (nil, epoch) }
+            if e.path == path && e.identity == FileIdentity(st) {
+                e.usedAt = now
+                return (e, epoch)
+            }
+            entries[uniqueid] = nil  // replaced or moved: closed once its responses end
+            return (nil, epoch)
+        }
+        if let cached { return cached }
+        let fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            return nil
+        }
+        var magic = [UInt8](repeating: 0, count: SealFormat.magic.count)
+        var sealed: SealedRanges?
+        if pread(fd, &magic, magic.count, 0) == magic.count && SealFormat.isSealed(magic) {
+            sealed = SealedRanges.open(fd, fileSize: Int(st.st_size))
+            if sealed == nil {
+                close(fd)
+                return nil
+            }
+        }
+        let entry = OpenAudio(uniqueid: uniqueid, path: path, descriptor: fd, stat: st, sealed: sealed)
+        lock.withLock {
+            guard seen == epoch else { return }
+            if now &- sweptAt > idleNanoseconds {
+                sweptAt = now
+                entries = entries.filter { now &- $0.value.usedAt <= idleNanoseconds }
+            }
+            if entries.count >= capacity, let oldest = entries.min(by: { $0.value.usedAt < $1.value.usedAt }) {
+                entries[oldest.key] = nil
+            }
+            entries[uniqueid] = entry
+        }
+        return entry
+    }
+
+    /// Drops a recording's open file (responses already using it finish with it).
+    func invalidate(_ uniqueid: String) {
+        let dropped: OpenAudio? = lock.withLock {
+            epoch &+= 1
+            return entries.removeValue(forKey: uniqueid)
+        }
+        _ = dropped  // released outside the lock (its deinit closes the descriptor)
+    }
+
+    var count: Int { lock.withLock { entries.count } }
+}
