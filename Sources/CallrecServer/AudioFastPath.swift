@@ -260,7 +260,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func answer(_ claim: Claim, context: ChannelHandlerContext) {
         let isHead = claim.head.method == .HEAD
-        Self.answered.withLockedValue { $0[routes.service.catalog.data.root, default: 0] += 1 }
+        answeredHere.withLockedValue { $0 += 1 }
         if !isHead {
             routes.recordAudio(
                 claim.principal, wav: false, claim.id, range: Self.joined(claim.head.headers["range"]),
@@ -305,7 +305,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let status = HTTPResponseStatus(statusCode: claim.plan.status.code)
         // Head and body in one send: corked, the head waits for the body's first bytes instead of
         // leaving in a segment of its own (two sends per response were a third of the profile).
-        let cork = body != nil ? context.channel.syncOptions : nil
+        let cork = body != nil && Self.corks ? context.channel.syncOptions : nil
         try? cork?.setOption(Self.tcpCork, value: 1)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
@@ -314,14 +314,13 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         try? cork?.setOption(Self.tcpCork, value: 0)
         let file = claim.file
-        let method = claim.head.method.rawValue
         let started = claim.started
-        let active = Self.active(method: method)
+        let active = isHead ? activeHead : activeGet
         active.increment()
         done.futureResult.assumeIsolated().whenComplete { [self] result in
             if let handle { OpenAudio.release(handle) }
             withExtendedLifetime(file) {}
-            Self.metrics(method: method, status: status.code).record(since: started)
+            meters(isHead: isHead, status: status.code).record(since: started)
             active.decrement()
             writing -= 1
             if !keepAlive || (try? result.get()) == nil {
@@ -341,8 +340,33 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests this handler answered, by data directory. `/metrics` counts both paths as one
     /// series on purpose; this says which one answered (a test's server has a data directory of
     /// its own, so tests running side by side do not count each other's).
-    private static let answered = NIOLockedValueBox<[String: Int]>([:])
-    static func answers(data root: String) -> Int { answered.withLockedValue { $0[root] ?? 0 } }
+    private static let answered = NIOLockedValueBox<[String: NIOLockedValueBox<Int>]>([:])
+    static func answers(data root: String) -> Int { counter(data: root).withLockedValue { $0 } }
+    static func counter(data root: String) -> NIOLockedValueBox<Int> {
+        answered.withLockedValue { all in
+            if let c = all[root] { return c }
+            let c = NIOLockedValueBox(0)
+            all[root] = c
+            return c
+        }
+    }
+
+    // Looked up once per connection, not per request (a lock, a string key and a dictionary each).
+    private lazy var answeredHere = Self.counter(data: routes.service.catalog.data.root)
+    private lazy var activeGet = Self.active(method: "GET")
+    private lazy var activeHead = Self.active(method: "HEAD")
+    private var metersHere: [UInt: Meters] = [:]
+    private func meters(isHead: Bool, status: UInt) -> Meters {
+        let key = status << 1 | (isHead ? 1 : 0)
+        if let m = metersHere[key] { return m }
+        let m = Self.metrics(method: isHead ? "HEAD" : "GET", status: status)
+        metersHere[key] = m
+        return m
+    }
+
+    /// `CALLREC_TCP_CORK=off` sends head and body as they come (for measuring what corking saves:
+    /// scripts/bench-serve).
+    static let corks = ProcessInfo.processInfo.environment["CALLREC_TCP_CORK"] != "off"
 
     struct Meters {
         let counter: Counter

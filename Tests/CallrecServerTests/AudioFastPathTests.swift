@@ -59,7 +59,7 @@ struct AudioFastPathTests {
                         byToken = try await client.execute(uri: path, method: method, headers: h.bearer(token) + fields)
                         byFastPath = AudioFastPath.answers(data: h.data.root) == before + 2
                         tries += 1
-                    } while !byFastPath && !routersOnly && tries < 3  // a loaded machine may outlast the cache
+                    } while !byFastPath && !routersOnly && tries < 5  // a loaded machine may outlast the cache
                     #expect(byFastPath == !routersOnly, "\(label): the \(byFastPath ? "fast path" : "router") answered")
                     for (how, answer) in [("signed URL", fast), ("remembered token", byToken)] {
                         #expect(answer.status == routed.status, "\(label) \(how)")
