@@ -123,20 +123,47 @@ struct SealedRanges: Sendable {
 /// process — the CLI's `encrypt`, `delete`, `purge` — shows there), and the recording service
 /// drops a recording's entry on every catalog change to it in this process (ingest and append,
 /// encryption, delete, purge, erasure, quarantine), before the file itself is touched. Bounded:
-/// `capacity` entries (the least recently used leaves first), and entries unused for `idle` are
-/// swept, so a file removed behind our back is not held open for long.
+/// `capacity` entries (the least recently used leaves first; the descriptors kept back from the
+/// connection cap are 256), and every 10 s a sweep closes entries unused for `idle` and those whose
+/// file has been unlinked (a purge by the CLI while nobody plays): a removed file's space is not
+/// held for long.
 final class OpenAudioCache: @unchecked Sendable {
     private let lock = NIOLock()
     private var entries: [String: OpenAudio] = [:]
     /// Bumped by every invalidation: an entry opened before one is not stored after it.
     private var epoch: UInt64 = 0
-    private var sweptAt: UInt64 = 0
     let capacity: Int
     let idleNanoseconds: UInt64
 
-    init(capacity: Int = 128, idle: Double = 60) {
+    init(capacity: Int = 64, idle: Double = 60) {
         self.capacity = capacity
         idleNanoseconds = UInt64(idle * 1e9)
+        scheduleSweep()
+    }
+
+    private func scheduleSweep() {
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + 10) { [weak self] in
+            guard let self else { return }
+            self.sweep()
+            self.scheduleSweep()
+        }
+    }
+
+    /// Closes entries unused for `idle`, and those whose file is unlinked (its last link gone).
+    func sweep() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let dropped: [OpenAudio] = lock.withLock {
+            var gone: [OpenAudio] = []
+            for (id, e) in entries {
+                var st = stat()
+                if now &- e.usedAt > idleNanoseconds || fstat(e.descriptor, &st) != 0 || st.st_nlink == 0 {
+                    gone.append(e)
+                    entries[id] = nil
+                }
+            }
+            return gone
+        }
+        _ = dropped  // released outside the lock (their deinit closes the descriptors)
     }
 
     /// The open file of `uniqueid` at `path`, if the cached one is still what the path names;
@@ -177,10 +204,6 @@ final class OpenAudioCache: @unchecked Sendable {
         let entry = OpenAudio(uniqueid: uniqueid, path: path, descriptor: fd, stat: st, sealed: sealed)
         lock.withLock {
             guard seen == epoch else { return }
-            if now &- sweptAt > idleNanoseconds {
-                sweptAt = now
-                entries = entries.filter { now &- $0.value.usedAt <= idleNanoseconds }
-            }
             if entries.count >= capacity, let oldest = entries.min(by: { $0.value.usedAt < $1.value.usedAt }) {
                 entries[oldest.key] = nil
             }

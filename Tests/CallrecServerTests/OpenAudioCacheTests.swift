@@ -158,4 +158,23 @@ struct OpenAudioCacheTests {
         #expect(!audited.isEmpty)
         #expect(audited.allSatisfy { $0.actor == "tester" && $0.role == "viewer" && $0.company == "42" && $0.client == "127.0.0.1" })
     }
+
+    /// Bounded: past `capacity` the least recently used file is closed; the sweep closes a file
+    /// unlinked behind our back (a CLI purge while nobody plays), so its space is not held.
+    @Test func theCacheIsBoundedAndSweepsUnlinkedFiles() throws {
+        let dir = TempDir()
+        let paths = (0..<3).map { dir.file("\($0).opus") }
+        for p in paths { try Data("OggS plaintext \(p)".utf8).write(to: URL(fileURLWithPath: p)) }
+        let cache = OpenAudioCache(capacity: 2)
+        let first = try #require(cache.open("a", path: paths[0]))
+        _ = cache.open("b", path: paths[1])
+        #expect(cache.open("a", path: paths[0]) === first)  // the same descriptor, still valid
+        _ = cache.open("c", path: paths[2])  // "b" is the least recently used
+        #expect(cache.count == 2)
+        #expect(cache.open("a", path: paths[0]) === first)
+        #expect(unlink(paths[0]) == 0)
+        cache.sweep()
+        #expect(cache.count == 1)
+        #expect(cache.open("a", path: paths[0]) == nil)
+    }
 }
