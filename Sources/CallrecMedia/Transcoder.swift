@@ -47,6 +47,8 @@ public struct Transcoder: Sendable {
     /// returns for the recording's uniqueid (created and stored durably before any byte is sealed).
     public var sealing: (@Sendable (_ uniqueid: String) throws -> DataKey)?
     static let blockFrames = 8192
+    /// How a long call is cut for the parallel encoder (`encoder.threads` > 1).
+    var pieces = PieceOptions()
 
     public init(
         encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1,
@@ -160,22 +162,29 @@ public struct Transcoder: Sendable {
             options: encoder, tags: tagList, serial: Int32(bitPattern: UInt32.random(in: 1...UInt32.max)))
         let resampler = rate == info.sampleRate ? nil : try Resampler(from: info.sampleRate, to: rate, channels: info.channels)
 
+        // A new recording is encoded in pieces on `encoder.threads` threads (ParallelEncoder);
+        // an appended one by the one encoder, as before.
+        let parallel = previous == nil && encoder.threads > 1 ? ParallelEncoder(writer: writer, options: encoder, pieces: pieces) : nil
+        defer { parallel?.close() }
+
         // Encoding thread: takes blocks from the queue until the end.
         let queue = BoundedQueue<[Int16]>(capacity: 8)
-        let box = UncheckedBox((writer, resampler))
+        let box = UncheckedBox((writer, resampler, parallel))
         let encoding = Worker(name: "callrec-encode") {
-            let (writer, resampler) = box.value
+            let (writer, resampler, parallel) = box.value
+            let sink: any EncoderSink = parallel ?? writer
             do {
                 while let block = try queue.pop() {
                     try block.withUnsafeBufferPointer { buf in
                         if let resampler {
-                            try resampler.process(buf, end: false) { try writer.write($0) }
+                            try resampler.process(buf, end: false) { try sink.write($0) }
                         } else {
-                            try writer.write(buf)
+                            try sink.write(buf)
                         }
                     }
                 }
-                if let resampler { try resampler.process(UnsafeBufferPointer(start: nil, count: 0), end: true) { try writer.write($0) } }
+                if let resampler { try resampler.process(UnsafeBufferPointer(start: nil, count: 0), end: true) { try sink.write($0) } }
+                try parallel?.endOfInput()
             } catch {
                 queue.fail(error)
                 throw error
@@ -212,7 +221,7 @@ public struct Transcoder: Sendable {
         let startedAt = knownStart ?? Self.modificationTime(descriptor).addingTimeInterval(-Double(measurements.durationMs) / 1000)
         var patch = [startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt)]
         if sources == nil { patch[shaPlaceholder] = "SOURCE_SHA256=" + sha }
-        let encoded = try writer.finish(patch: patch)
+        let encoded = try parallel?.finish(patch: patch) ?? writer.finish(patch: patch)
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
