@@ -80,6 +80,7 @@ final class ParallelEncoder: EncoderSink {
         self.searchFrames = min(Int(pieces.searchSeconds * Double(rate)) / F * F, piece / 3 / F * F)
         self.primingFrames = min(pieces.primingFrames * F, piece / 2 / F * F)
         jobs = BoundedQueue(capacity: threads + 2)
+        buffer.reserveCapacity(bufferCapacity)
         let (rate, channels, options, jobs) = (rate, channels, options, jobs)
         for i in 0..<threads {
             workers.append(Worker(name: "callrec-enc\(i)") {
@@ -92,6 +93,9 @@ final class ParallelEncoder: EncoderSink {
 
     /// The samples a cut needs beyond the piece's target: the search window and the scoring window after it.
     private var lookAhead: Int { searchFrames + 8 * frameSize }
+    /// What the buffer can hold before a cut (a whole block may arrive at once): reserved once,
+    /// so the buffer never grows by doubling.
+    private var bufferCapacity: Int { (primingFrames + pieceFrames + lookAhead + 2 * Transcoder.blockFrames) * channels }
 
     func write(_ samples: UnsafeBufferPointer<Int16>) throws {
         buffer.append(contentsOf: samples)
@@ -163,8 +167,12 @@ final class ParallelEncoder: EncoderSink {
         try submit(end: best, last: false)
         pieceStart = best
         cuts.append(best)
+        // The next piece's priming and what was read past the cut move to a fresh buffer.
         let keepFrom = max(0, best - primingFrames)
-        buffer.removeFirst((keepFrom - bufferStart) * channels)
+        var next = [Int16]()
+        next.reserveCapacity(bufferCapacity)
+        next.append(contentsOf: buffer[((keepFrom - bufferStart) * channels)...])
+        buffer = next
         bufferStart = keepFrom
     }
 
