@@ -162,6 +162,22 @@ struct ParallelEncodeTests {
         #expect(try oggPages(dir.file("p.opus")).packets == (try oggPages(dir.file("s.opus")).packets))
     }
 
+    /// Other rates and channels, resampled ones too (44.1 kHz → 48 kHz), in very short pieces:
+    /// the same length and channels as the serial encode, and pieces were cut.
+    @Test(arguments: ["music44k.wav", "stereo16k.wav", "hd48k-24bit.wav"]) func otherRatesInPieces(fixture: String) throws {
+        let dir = TempDir()
+        let input = Paths.fixture(fixture)
+        let p = try Self.transcoder(threads: 2, pieceSeconds: 0.4, searchSeconds: 0.1).transcode(
+            input: input, output: dir.file("p.opus"), tags: RecordingTags(uniqueid: "r"))
+        let s = try Self.transcoder(threads: 1).transcode(input: input, output: dir.file("s.opus"), tags: RecordingTags(uniqueid: "r"))
+        #expect(p.opus.samples48k == s.opus.samples48k && p.opus.channels == s.opus.channels)
+        #expect(p.measurements == s.measurements)
+        let decoded = try opusfileDecode(dir.file("p.opus"))
+        #expect(decoded.total == Int64(s.opus.samples48k) && decoded.channels == s.opus.channels)
+        let (pp, sp) = (try oggPages(dir.file("p.opus")).packets, try oggPages(dir.file("s.opus")).packets)
+        #expect(pp.count == sp.count && pp != sp)
+    }
+
     /// Encodes `pcm` with the parallel encoder alone; returns its cuts and the decoded audio (at `rate`).
     static func encodeDirectly(
         _ pcm: [Int16], rate: Int, channels: Int, pieces: PieceOptions, in dir: TempDir
