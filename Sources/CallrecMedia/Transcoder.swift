@@ -30,8 +30,10 @@ public struct PreviousRecording: Sendable {
 /// The media pipeline: decode → measure → encode → verify, in one pass over the samples.
 ///
 /// The decoding thread reads blocks with libsndfile and measures them; the encoding thread resamples
-/// (when needed), encodes and muxes them; a third thread hashes the source file. They meet in a
-/// bounded queue, so memory stays constant however long the call. The Opus file is written under a
+/// (when needed), encodes and muxes them — for a new recording, it cuts them into pieces that
+/// `encoder.threads` threads encode side by side (ParallelEncoder) and muxes their packets in
+/// order; another thread hashes the source file. They meet in bounded queues, so memory stays
+/// constant however long the call. The Opus file is written under a
 /// temporary name beside `output`, fsynced, decoded back in full and checked sample for sample
 /// before it is renamed into place; on any failure nothing is left at `output`.
 public struct Transcoder: Sendable {
