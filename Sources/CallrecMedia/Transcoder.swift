@@ -227,7 +227,7 @@ public struct Transcoder: Sendable {
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
-        let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate)
+        let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate, decodeThreads: min(encoder.threads, 2))
         let expected48 = encoded * (48000 / rate)
         guard opus.samples48k == expected48, opus.channels == info.channels else {
             throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")

@@ -153,6 +153,29 @@ struct ParallelEncodeTests {
         #expect(abs(p - s) < 0.3, "SNR parallel \(p) dB, serial \(s) dB")
     }
 
+    /// The verification of a long file on two threads finds what the one-thread pass finds, and
+    /// a damaged page late in the file (past the first batches) is reported in the same words.
+    @Test func twoThreadVerificationAgrees() throws {
+        let dir = TempDir()
+        let wav = dir.file("1767225600.3.wav")
+        try writeWAV(wav, try Self.speechCall(repeats: 10), rate: 8000, channels: 1)
+        _ = try Self.transcoder(threads: 2).transcode(input: wav, output: dir.file("p.opus"), tags: RecordingTags(uniqueid: "1767225600.3"))
+        let one = try OpusVerifier.inspect(path: dir.file("p.opus"), decodeRate: 8000)
+        let two = try OpusVerifier.inspect(path: dir.file("p.opus"), decodeRate: 8000, decodeThreads: 2)
+        #expect(one == two && one.packets > 4 * OpusVerifier.batchPackets)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("p.opus"))))
+        bytes[bytes.count * 3 / 4] ^= 0x55
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.file("d.opus")))
+        func error(_ threads: Int) -> String {
+            do {
+                _ = try OpusVerifier.inspect(path: dir.file("d.opus"), decodeRate: 8000, decodeThreads: threads)
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        #expect(error(1).contains("damaged Ogg page"))
+        #expect(error(2) == error(1))
+    }
+
     /// A call shorter than one piece and its look-ahead is one piece: the serial encode.
     @Test func shortCallIsTheSerialEncode() throws {
         let dir = TempDir()
