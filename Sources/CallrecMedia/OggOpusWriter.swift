@@ -9,10 +9,15 @@ public struct EncoderOptions: Sendable, Equatable {
     /// libopus complexity 0…10 (`CALLREC_OPUS_COMPLEXITY`); see README for how the default was chosen.
     public var complexity: Int = EncoderOptions.defaultComplexity
     public static let defaultComplexity = 5
+    /// Encoder threads for a long call (`CALLREC_OPUS_THREADS`, default the cores, at most 4): its
+    /// pieces are encoded side by side (ParallelEncoder). 1 encodes on one thread, as one piece.
+    public var threads: Int = EncoderOptions.defaultThreads
+    public static var defaultThreads: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) }
 
-    public init(bitrate: Int = 16000, complexity: Int = EncoderOptions.defaultComplexity) {
+    public init(bitrate: Int = 16000, complexity: Int = EncoderOptions.defaultComplexity, threads: Int = EncoderOptions.defaultThreads) {
         self.bitrate = bitrate
         self.complexity = complexity
+        self.threads = threads
     }
 
     /// Options from `CALLREC_OPUS_BITRATE` and `CALLREC_OPUS_COMPLEXITY`, with the defaults when unset.
@@ -29,6 +34,12 @@ public struct EncoderOptions: Sendable, Equatable {
                 throw MediaError(.unsupported, "CALLREC_OPUS_COMPLEXITY must be 0…10, not '\(s)'")
             }
             o.complexity = v
+        }
+        if let s = env["CALLREC_OPUS_THREADS"], !s.isEmpty {
+            guard let v = Int(s), (1...64).contains(v) else {
+                throw MediaError(.unsupported, "CALLREC_OPUS_THREADS must be 1…64, not '\(s)'")
+            }
+            o.threads = v
         }
         return o
     }
@@ -63,25 +74,10 @@ final class OggOpusWriter {
         self.encoderRate = encoderRate
         self.channels = channels
         self.frameSize = encoderRate / 50
-        var err: Int32 = 0
-        guard let enc = opus_encoder_create(Int32(encoderRate), Int32(channels), OPUS_APPLICATION_VOIP, &err), err == OPUS_OK else {
-            throw MediaError(.encoder, "opus_encoder_create failed: \(String(cString: opus_strerror(err)))")
-        }
+        let (enc, lookahead) = try Self.makeEncoder(rate: encoderRate, channels: channels, options: options)
         encoder = enc
-        var lookahead: Int32 = 0
-        guard callrec_opus_set_bitrate(enc, Int32(options.bitrate)) == OPUS_OK,
-            callrec_opus_set_complexity(enc, Int32(options.complexity)) == OPUS_OK,
-            callrec_opus_set_signal_voice(enc) == OPUS_OK,
-            callrec_opus_get_lookahead(enc, &lookahead) == OPUS_OK,
-            // Two channels are two speakers: never let the encoder fold them into one (libopus
-            // codes stereo voice as mono below ~19 kb/s unless told).
-            channels == 1 || callrec_opus_set_force_channels(enc, Int32(channels)) == OPUS_OK
-        else {
-            opus_encoder_destroy(enc)
-            throw MediaError(.encoder, "opus_encoder_ctl refused bitrate \(options.bitrate) / complexity \(options.complexity)")
-        }
-        self.lookahead = Int(lookahead)
-        self.preSkip = Int(lookahead) * (48000 / encoderRate)
+        self.lookahead = lookahead
+        self.preSkip = lookahead * (48000 / encoderRate)
         pending = []
         pending.reserveCapacity(frameSize * channels)
         ogg_stream_init(&stream, serial)
@@ -124,7 +120,29 @@ final class OggOpusWriter {
         if pages > 1 { tagsPage = nil }  // tags too large for one page: nothing deferred can be patched
     }
 
-    private let lookahead: Int
+    let lookahead: Int  // at the encoder's rate
+
+    /// A libopus encoder with callrec's settings, and its lookahead (samples at `rate`). Every
+    /// encoder of a recording (the serial one, each piece's) is made here, so they all agree.
+    static func makeEncoder(rate: Int, channels: Int, options: EncoderOptions) throws -> (OpaquePointer, Int) {
+        var err: Int32 = 0
+        guard let enc = opus_encoder_create(Int32(rate), Int32(channels), OPUS_APPLICATION_VOIP, &err), err == OPUS_OK else {
+            throw MediaError(.encoder, "opus_encoder_create failed: \(String(cString: opus_strerror(err)))")
+        }
+        var lookahead: Int32 = 0
+        guard callrec_opus_set_bitrate(enc, Int32(options.bitrate)) == OPUS_OK,
+            callrec_opus_set_complexity(enc, Int32(options.complexity)) == OPUS_OK,
+            callrec_opus_set_signal_voice(enc) == OPUS_OK,
+            callrec_opus_get_lookahead(enc, &lookahead) == OPUS_OK,
+            // Two channels are two speakers: never let the encoder fold them into one (libopus
+            // codes stereo voice as mono below ~19 kb/s unless told).
+            channels == 1 || callrec_opus_set_force_channels(enc, Int32(channels)) == OPUS_OK
+        else {
+            opus_encoder_destroy(enc)
+            throw MediaError(.encoder, "opus_encoder_ctl refused bitrate \(options.bitrate) / complexity \(options.complexity)")
+        }
+        return (enc, Int(lookahead))
+    }
 
     deinit {
         opus_encoder_destroy(encoder)
@@ -158,18 +176,40 @@ final class OggOpusWriter {
             opus_encode(encoder, pcm, Int32(frameSize), $0.baseAddress!, Int32($0.count))
         }
         guard n > 0 else { throw MediaError(.encoder, "opus_encode failed: \(String(cString: opus_strerror(n)))") }
+        try packetBuffer.withUnsafeBufferPointer { try mux(UnsafeBufferPointer(rebasing: $0[0..<Int(n)]), last: last, granule: granule) }
+    }
+
+    /// Puts the next 20 ms audio packet into the stream: granule position = packets so far × 960
+    /// (48 kHz), or `granule` for the last one.
+    private func mux(_ data: UnsafeBufferPointer<UInt8>, last: Bool, granule: Int64?) throws {
         packetCount += 1
-        try packetBuffer.withUnsafeMutableBufferPointer {
-            var op = ogg_packet()
-            op.packet = $0.baseAddress
-            op.bytes = Int(n)
-            op.b_o_s = 0
-            op.e_o_s = last ? 1 : 0
-            op.granulepos = granule ?? packetCount * 960
-            op.packetno = packetCount + 1
-            guard ogg_stream_packetin(&stream, &op) == 0 else { throw MediaError(.encoder, "ogg_stream_packetin failed") }
-        }
+        var op = ogg_packet()
+        op.packet = UnsafeMutablePointer(mutating: data.baseAddress)
+        op.bytes = data.count
+        op.b_o_s = 0
+        op.e_o_s = last ? 1 : 0
+        op.granulepos = granule ?? packetCount * 960
+        op.packetno = packetCount + 1
+        guard ogg_stream_packetin(&stream, &op) == 0 else { throw MediaError(.encoder, "ogg_stream_packetin failed") }
         try flushPages(force: last)
+    }
+
+    /// Muxes a 20 ms packet encoded elsewhere (ParallelEncoder's pieces), next in order; this
+    /// writer's own encoder is then left unused.
+    func writeEncoded(_ packet: UnsafeBufferPointer<UInt8>) throws {
+        try mux(packet, last: false, granule: nil)
+    }
+
+    /// Ends a stream of packets encoded elsewhere with `lastPacket`, whose granule position trims
+    /// the stream to exactly `total` samples (encoder rate), as `finish` does for its own.
+    func finishEncoded(lastPacket: UnsafeBufferPointer<UInt8>, samples total: Int, patch: [String: String] = [:]) throws -> Int {
+        guard (Int(packetCount) + 1) * frameSize >= total + lookahead, Int(packetCount) * frameSize < total + lookahead else {
+            throw MediaError(.encoder, "\(packetCount + 1) packets do not hold \(total) samples")
+        }
+        try mux(lastPacket, last: true, granule: Int64(preSkip + total * (48000 / encoderRate)))
+        try output.flush()
+        if !patch.isEmpty { try patchTags(patch) }
+        return total
     }
 
     private func packet(_ bytes: [UInt8], bos: Bool, granule: Int64) throws {

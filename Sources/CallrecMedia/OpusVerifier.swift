@@ -29,7 +29,33 @@ public struct OpusFileInfo: Sendable, Equatable {
 /// (CRC, sequence, granule positions), parses OpusHead and OpusTags, and decodes every audio packet
 /// with libopus at `decodeRate`. Any damage is a `.verification` error.
 public enum OpusVerifier {
+    /// Decodes on this thread.
     public static func inspect(path: String, decodeRate: Int = 48000) throws -> OpusFileInfo {
+        try inspect(path: path, decodeRate: decodeRate, helper: false)
+    }
+
+    /// With `decodeThreads` 2 the audio packets are decoded in batches of `batchPackets`, alternately
+    /// here and on a second thread (each with its own decoder: a packet that libopus cannot decode
+    /// fails whatever the decoder's state), so checking a long recording keeps two cores busy. Any
+    /// failure is then reported by the one-thread pass, so errors read exactly as they always have.
+    public static func inspect(path: String, decodeRate: Int, decodeThreads: Int) throws -> OpusFileInfo {
+        guard decodeThreads > 1 else { return try inspect(path: path, decodeRate: decodeRate, helper: false) }
+        do {
+            return try inspect(path: path, decodeRate: decodeRate, helper: true)
+        } catch {
+            return try inspect(path: path, decodeRate: decodeRate, helper: false)
+        }
+    }
+
+    static let batchPackets = 512
+
+    /// Packets handed to the helper thread: their bytes end to end, and each one's length.
+    private struct Batch: @unchecked Sendable {
+        var bytes: [UInt8] = []
+        var sizes: [Int] = []
+    }
+
+    private static func inspect(path: String, decodeRate: Int, helper: Bool) throws -> OpusFileInfo {
         let file = try StoredFile(path: path)
         func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
 
@@ -46,6 +72,23 @@ public enum OpusVerifier {
         var decoder: OpaquePointer?
         defer { if let decoder { opus_decoder_destroy(decoder) } }
         var pcm = [Int16](repeating: 0, count: 5760 * 2)
+        // The second decoding lane (helper): every other batch of packets goes to it.
+        var lane: (queue: BoundedQueue<Batch>, worker: Worker<Void>)?
+        defer {
+            if let lane {
+                lane.queue.fail(MediaError(.verification, "stopped"))
+                _ = try? lane.worker.join()
+            }
+        }
+        var batch = Batch()
+        func decodeHere(_ packet: UnsafePointer<UInt8>, _ bytes: Int, _ index: Int) throws {
+            let got = pcm.withUnsafeMutableBufferPointer {
+                opus_decode(decoder!, packet, Int32(bytes), $0.baseAddress!, 5760, 0)
+            }
+            guard got > 0 else {
+                throw fail("packet \(index) does not decode: \(String(cString: opus_strerror(got)))")
+            }
+        }
         var packetIndex = 0
         var packetSamples48 = 0  // sum of audio packet durations at 48 kHz
         var lastGranule: Int64 = 0
@@ -80,16 +123,45 @@ public enum OpusVerifier {
                     var err: Int32 = 0
                     decoder = opus_decoder_create(Int32(decodeRate), Int32(h.channels), &err)
                     guard err == OPUS_OK, decoder != nil else { throw fail("opus_decoder_create failed") }
+                    if helper {
+                        let queue = BoundedQueue<Batch>(capacity: 4)
+                        let channels = h.channels
+                        lane = (queue, Worker(name: "callrec-verify") {
+                            var err: Int32 = 0
+                            guard let dec = opus_decoder_create(Int32(decodeRate), Int32(channels), &err), err == OPUS_OK else {
+                                throw MediaError(.verification, "opus_decoder_create failed")
+                            }
+                            defer { opus_decoder_destroy(dec) }
+                            var out = [Int16](repeating: 0, count: 5760 * 2)
+                            while let b = try queue.pop() {
+                                try b.bytes.withUnsafeBufferPointer { p in
+                                    var at = 0
+                                    for n in b.sizes {
+                                        let got = out.withUnsafeMutableBufferPointer {
+                                            opus_decode(dec, p.baseAddress! + at, Int32(n), $0.baseAddress!, 5760, 0)
+                                        }
+                                        guard got > 0 else { throw MediaError(.verification, "a packet does not decode") }
+                                        at += n
+                                    }
+                                }
+                            }
+                        })
+                    }
                 case 1:
                     (vendor, tags, shas) = try parseTags(data, fail: fail)
                 default:
                     let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
                     guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
-                    let got = pcm.withUnsafeMutableBufferPointer {
-                        opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
-                    }
-                    guard got > 0 else {
-                        throw fail("packet \(packetIndex) does not decode: \(String(cString: opus_strerror(got)))")
+                    // Audio packet a (from 0) is in batch a / batchPackets: even ones to the helper.
+                    if let lane, (packetIndex - 2) / batchPackets % 2 == 0 {
+                        batch.bytes.append(contentsOf: data)
+                        batch.sizes.append(data.count)
+                        if batch.sizes.count == batchPackets {
+                            guard lane.queue.push(batch) else { throw fail("the second decoding thread stopped") }
+                            batch = Batch()
+                        }
+                    } else {
+                        try decodeHere(packet.packet, packet.bytes, packetIndex)
                     }
                     packetSamples48 += n48
                     pageSamples += n48
@@ -105,6 +177,12 @@ public enum OpusVerifier {
             if ogg_page_eos(&page) != 0 { sawEOS = true }
         }
         if pages.skipped > 0 { throw fail("damaged Ogg page (lost sync) at the end") }
+        if let l = lane {
+            if !batch.sizes.isEmpty, !l.queue.push(batch) { throw fail("the second decoding thread stopped") }
+            l.queue.finish()
+            lane = nil
+            try l.worker.join()
+        }
         let bytes = pages.bytesRead
         guard let head else { throw fail(bytes == 0 ? "empty file" : "not an Ogg Opus file") }
         guard packetIndex >= 2 else { throw fail("no OpusTags") }

@@ -30,8 +30,10 @@ public struct PreviousRecording: Sendable {
 /// The media pipeline: decode → measure → encode → verify, in one pass over the samples.
 ///
 /// The decoding thread reads blocks with libsndfile and measures them; the encoding thread resamples
-/// (when needed), encodes and muxes them; a third thread hashes the source file. They meet in a
-/// bounded queue, so memory stays constant however long the call. The Opus file is written under a
+/// (when needed), encodes and muxes them — for a new recording, it cuts them into pieces that
+/// `encoder.threads` threads encode side by side (ParallelEncoder) and muxes their packets in
+/// order; another thread hashes the source file. They meet in bounded queues, so memory stays
+/// constant however long the call. The Opus file is written under a
 /// temporary name beside `output`, fsynced, decoded back in full and checked sample for sample
 /// before it is renamed into place; on any failure nothing is left at `output`.
 public struct Transcoder: Sendable {
@@ -47,6 +49,8 @@ public struct Transcoder: Sendable {
     /// returns for the recording's uniqueid (created and stored durably before any byte is sealed).
     public var sealing: (@Sendable (_ uniqueid: String) throws -> DataKey)?
     static let blockFrames = 8192
+    /// How a long call is cut for the parallel encoder (`encoder.threads` > 1).
+    var pieces = PieceOptions()
 
     public init(
         encoder: EncoderOptions = EncoderOptions(), analysis: AnalysisOptions = AnalysisOptions(), rawChannels: Int = 1,
@@ -160,22 +164,29 @@ public struct Transcoder: Sendable {
             options: encoder, tags: tagList, serial: Int32(bitPattern: UInt32.random(in: 1...UInt32.max)))
         let resampler = rate == info.sampleRate ? nil : try Resampler(from: info.sampleRate, to: rate, channels: info.channels)
 
+        // A new recording is encoded in pieces on `encoder.threads` threads (ParallelEncoder);
+        // an appended one by the one encoder, as before.
+        let parallel = previous == nil && encoder.threads > 1 ? ParallelEncoder(writer: writer, options: encoder, pieces: pieces) : nil
+        defer { parallel?.close() }
+
         // Encoding thread: takes blocks from the queue until the end.
         let queue = BoundedQueue<[Int16]>(capacity: 8)
-        let box = UncheckedBox((writer, resampler))
+        let box = UncheckedBox((writer, resampler, parallel))
         let encoding = Worker(name: "callrec-encode") {
-            let (writer, resampler) = box.value
+            let (writer, resampler, parallel) = box.value
+            let sink: any EncoderSink = parallel ?? writer
             do {
                 while let block = try queue.pop() {
                     try block.withUnsafeBufferPointer { buf in
                         if let resampler {
-                            try resampler.process(buf, end: false) { try writer.write($0) }
+                            try resampler.process(buf, end: false) { try sink.write($0) }
                         } else {
-                            try writer.write(buf)
+                            try sink.write(buf)
                         }
                     }
                 }
-                if let resampler { try resampler.process(UnsafeBufferPointer(start: nil, count: 0), end: true) { try writer.write($0) } }
+                if let resampler { try resampler.process(UnsafeBufferPointer(start: nil, count: 0), end: true) { try sink.write($0) } }
+                try parallel?.endOfInput()
             } catch {
                 queue.fail(error)
                 throw error
@@ -212,11 +223,11 @@ public struct Transcoder: Sendable {
         let startedAt = knownStart ?? Self.modificationTime(descriptor).addingTimeInterval(-Double(measurements.durationMs) / 1000)
         var patch = [startPlaceholder: "STARTED_AT=" + RecordingTags.iso(startedAt)]
         if sources == nil { patch[shaPlaceholder] = "SOURCE_SHA256=" + sha }
-        let encoded = try writer.finish(patch: patch)
+        let encoded = try parallel?.finish(patch: patch) ?? writer.finish(patch: patch)
         try file.sync()
 
         // Verify: decode the file on disk and compare with what went in.
-        let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate)
+        let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate, decodeThreads: min(encoder.threads, 2))
         let expected48 = encoded * (48000 / rate)
         guard opus.samples48k == expected48, opus.channels == info.channels else {
             throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")

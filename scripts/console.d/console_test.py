@@ -2,7 +2,7 @@
 
 Recordings: copies of Fixtures/audio/speech.wav (one made 60 s long by repeating it) dropped into
 the spool under uniqueids of 2026-11-24 in America/Sao_Paulo, with company, agent and lead number
-in the spool path. Users are made with `callrec user add`. Prints `N passed, M failed`.
+in the spool path; the last check adds a 10-minute one (encoded in ~30 s pieces on 2 threads). Users are made with `callrec user add`. Prints `N passed, M failed`.
 """
 
 import base64
@@ -77,6 +77,7 @@ env.update(
     CALLREC_DATA=data, CALLREC_SPOOL=spool, CALLREC_TZ="America/Sao_Paulo", CALLREC_JWT_SECRET=JWT_SECRET,
     CALLREC_BCRYPT_COST="6", CALLREC_SETTLE_MS="200", CALLREC_SCAN_AGE="1", CALLREC_RETENTION_DAYS="36500",
     CALLREC_SPOOL_PATTERN="{company}/{agent}-{lead_number}-{uniqueid}.{ext}",
+    CALLREC_OPUS_THREADS="2",  # long calls are encoded in pieces side by side, whatever the machine
 )
 
 
@@ -857,6 +858,36 @@ def _():
     logs = driver.get_log("browser")
     violations = [l for l in logs if "Content Security Policy" in l.get("message", "")]
     assert not violations, violations
+
+
+A_TEN = f"{epoch(2026, 11, 19, 9, 0)}.7"  # another day: no other check lists it
+
+
+@check("a 10-minute call, encoded in pieces in parallel: exact length, plays, seeks and ends")
+def _():
+    # Last, so no other check sees one more recording.
+    d = os.path.join(spool, "acme")
+    tmp = os.path.join(work, A_TEN + ".wav")
+    long_wav(tmp, repeat=100)  # 600 s: about 20 pieces of ~30 s
+    os.rename(tmp, os.path.join(d, f"1004-5511999990007-{A_TEN}.wav"))
+    auth = {"Authorization": "Bearer " + ADMIN_TOKEN}
+    wait(lambda: http("GET", f"/recordings/{A_TEN}", auth)[0] == 200, timeout=120, what="the 10-minute recording")
+    rec = json.loads(http("GET", f"/recordings/{A_TEN}", auth)[2])
+    assert rec["samples"] == 600 * 8000, rec["samples"]
+    sign_in("admin1", "correct horse battery")
+    driver.get(BASE + "/r/" + A_TEN + "?t=300")
+    wait(lambda: audio("readyState") >= 1 and abs(audio("currentTime") - 300) < 0.5, what="currentTime 300")
+    assert audio("currentSrc").split("?")[0].endswith(".opus"), audio("currentSrc")
+    assert abs(audio("duration") - 600) < 0.05, audio("duration")
+    driver.execute_script("document.querySelector('[data-testid=player-audio]').play()")
+    wait(lambda: audio("currentTime") > 301, what="playback from 5:00")
+    # Seek across many pieces' seams, then play to the end.
+    driver.execute_script("const a = document.querySelector('[data-testid=player-audio]'); a.currentTime = 597; a.play()")
+    wait(lambda: audio("ended"), timeout=15, what="the end of the call")
+    assert abs(audio("currentTime") - 600) < 0.05, audio("currentTime")
+    driver.execute_script("const a = document.querySelector('[data-testid=player-audio]'); a.currentTime = 61.3; a.play()")
+    wait(lambda: 62 < audio("currentTime") < 70 and not audio("paused"), what="playback from 1:01.3")
+    shot("24-ten-minute-call")
 
 
 try:
