@@ -326,7 +326,7 @@ func benchExport(opus: String, count: Int, rounds: Int) throws {
     }
     let inputs = try plainStore.everyRecording().map { plainStore.data.absolute($0.opusPath) } + rows.map { sealedStore.data.absolute($0.opusPath) }
     sync()
-    print(String(format: "export: %d recordings of %d bytes (%.1f GB) stored in plaintext and sealed (%.1f GB), set up in %.0f s",
+    say(String(format: "export: %d recordings of %d bytes (%.1f GB) stored in plaintext and sealed (%.1f GB), set up in %.0f s",
                  count, plain.count, Double(plain.count * count) / 1e9, Double(sealedBytes) / 1e9, now() - t0))
 
     // An identity for the sealed-to-a-recipient side, from age-keygen (skipped without it).
@@ -382,7 +382,7 @@ func benchExport(opus: String, count: Int, rounds: Int) throws {
             return nil
         })
     } else {
-        print("export: no age-keygen, so no export sealed to a recipient")
+        say("export: no age-keygen, so no export sealed to a recipient")
     }
     var times = [[Double]](repeating: [], count: sides.count)
     var synced: [Double] = []
@@ -406,23 +406,23 @@ func benchExport(opus: String, count: Int, rounds: Int) throws {
             let cpu = cpuSeconds() - cpu0
             let disk = device.read()
             times[i].append(wall - (fsyncTime ?? 0))
-            if let fsyncTime { synced.append(wall) }
+            if fsyncTime != nil { synced.append(wall) }
             let extra = fsyncTime.map { String(format: " (%.1f s of it the fsync of zip's output)", $0) } ?? ""
-            print("  round \(round + 1)  " + pad(sides[i].name) + String(format: "%6.1f s", wall) + extra
+            say("  round \(round + 1)  " + pad(sides[i].name) + String(format: "%6.1f s", wall) + extra
                   + String(format: "  cpu %5.1f s (%3.0f%%)  disk read %5.1f GB, written %5.1f GB", cpu, 100 * cpu / wall,
                            Double(disk.read - disk0.read) / 1e9, Double(disk.written - disk0.written) / 1e9) + "  load " + loadavg())
         }
     }
     for o in outputs { unlink(o) }
     let zipAlone = median(times[0]), zipSynced = median(synced)
-    print("== export of \(count) recordings, cold inputs, medians of \(rounds) (alternating order); load " + loadavg())
-    print(String(format: "   reference: zip -0 -r of the plaintext %.1f s; with an fsync of its output (callrec fsyncs) %.1f s", zipAlone, zipSynced))
+    say("== export of \(count) recordings, cold inputs, medians of \(rounds) (alternating order); load " + loadavg())
+    say(String(format: "   reference: zip -0 -r of the plaintext %.1f s; with an fsync of its output (callrec fsyncs) %.1f s", zipAlone, zipSynced))
     for i in 1..<sides.count {
         let t = median(times[i])
-        print("   " + pad(sides[i].name) + String(format: "%.1f s: throughput ratio %.2f× zip -0 + fsync, %.2f× zip -0 alone (target ≥ 0.8×)",
+        say("   " + pad(sides[i].name) + String(format: "%.1f s: throughput ratio %.2f× zip -0 + fsync, %.2f× zip -0 alone (target ≥ 0.8×)",
                                                    t, zipSynced / t, zipAlone / t))
     }
-    print(String(format: "   cost of sealing: the sealed store takes %.2f× the plaintext store's time", median(times[2]) / median(times[1]))
+    say(String(format: "   cost of sealing: the sealed store takes %.2f× the plaintext store's time", median(times[2]) / median(times[1]))
           + (sides.count > 3 ? String(format: ", sealed to a recipient %.2f×", median(times[3]) / median(times[1])) : ""))
 }
 
@@ -453,6 +453,12 @@ func cpuSeconds() -> Double {
         total += Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
     }
     return total
+}
+
+/// A line out at once, also into a pipe or a file (an export run takes minutes).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
 
 func pad(_ s: String, _ n: Int = 46) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
