@@ -268,6 +268,28 @@ public final class KeyStore: DataKeySource, @unchecked Sendable {
         return key
     }
 
+    /// The data keys of these recordings (those that have one), unwrapped, by key id: one query
+    /// per 500 recordings and the KEKs read once, for a reader that opens many sealed files in a
+    /// row (an export reads a page of recordings at a time). Not kept in the cache.
+    public func dataKeys(forRecordings uniqueids: [String]) throws -> [DataKeyID: SymmetricKey] {
+        guard !uniqueids.isEmpty, FileManager.default.fileExists(atPath: path) else { return [:] }
+        let db = try database()
+        let rows = try db.read { db in
+            try stride(from: 0, to: uniqueids.count, by: 500).flatMap { start -> [Row] in
+                let chunk = Array(uniqueids[start..<min(start + 500, uniqueids.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                return try Row.fetchAll(
+                    db, sql: "SELECT key_id, uniqueid, kek_id, wrapped FROM data_key WHERE uniqueid IN (\(marks))", arguments: StatementArguments(chunk))
+            }
+        }
+        var keys: [DataKeyID: SymmetricKey] = [:]
+        for row in rows {
+            guard let id = DataKeyID([UInt8](row["key_id"] as Data)) else { continue }
+            keys[id] = try Self.unwrap([UInt8](row["wrapped"] as Data), id: id, uniqueid: row["uniqueid"], kek: try kek(row["kek_id"]))
+        }
+        return keys
+    }
+
     public func cachedDataKey(_ id: DataKeyID) -> SymmetricKey? {
         lock.lock()
         defer { lock.unlock() }

@@ -90,7 +90,9 @@ final class AgeWriter {
         for i in 0..<8 { nonce[3 + i] = UInt8(truncatingIfNeeded: counter >> (8 * (7 - UInt64(i)))) }
         nonce[11] = last ? 1 : 0
         let box = try ChaChaPoly.seal(chunk, using: payloadKey, nonce: ChaChaPoly.Nonce(data: nonce))
-        try (Array(box.ciphertext) + Array(box.tag)).withUnsafeBytes { try sink($0) }
+        // Ciphertext, then tag, straight from the box (the sink gathers small pieces).
+        try box.ciphertext.withUnsafeBytes { try sink($0) }
+        try box.tag.withUnsafeBytes { try sink($0) }
         chunk.removeAll(keepingCapacity: true)
         counter += 1
     }

@@ -23,6 +23,8 @@ public struct Exporter: Sendable {
     public let catalog: Catalog
     /// Seal the ZIP for this age recipient (the file is then an age file, `age -d` opens it).
     public var recipient: AgeRecipient?
+    /// Recordings read from the catalog (and their keys from the key store) at a time.
+    var pageSize = 200
     public init(catalog: Catalog, recipient: AgeRecipient? = nil) {
         self.catalog = catalog
         self.recipient = recipient
@@ -45,19 +47,32 @@ public struct Exporter: Sendable {
         let csv = try Spool(path: csvPath)
         let json = try Spool(path: jsonPath)
         try csv.append("uniqueid,started_at,company,agent,lead_number,duration_ms,sample_rate,channels,file,bytes,sha256,legal_hold,pauses,overtalk_ms,dead_air_ms,talk_ratio\r\n")
-        let file = ZipWriter(fd: fd, date: now)
-        let age = try recipient.map { r in try AgeWriter(recipient: r) { try file.raw($0) } }
-        let zip = age.map { a in ZipWriter(date: now) { try a.write($0) } } ?? file
+        let output = ExportOutput(fd: fd)
+        let age = try recipient.map { r in try AgeWriter(recipient: r) { try output.write($0) } }
+        let zip = ZipWriter(date: now) { bytes in if let age { try age.write(bytes) } else { try output.write(bytes) } }
         var audioBytes = 0
         var count = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        var q = query
-        q.limit = 200
-        repeat {
-            let page = try catalog.list(q)
-            for row in page.items {
-                let (bytes, sha) = try copy(row, into: zip, buffer: buffer)
+        // The recordings' files come from the reader's thread, read, checked and CRC'd; this
+        // thread writes them, the manifests and the ZIP (ExportPipeline.swift).
+        let reader = EntryReader(catalog: catalog, query: query, pageSize: pageSize)
+        reader.start()
+        do {
+            while let item = try reader.items.pop() {
+                let row: RecordingRow, bytes: Int, sha: String
+                switch item {
+                case .begin(let r):
+                    try zip.begin(name: r.opusPath)
+                    continue
+                case .data(let chunk):
+                    try zip.entryBytes(chunk.bytes)
+                    reader.recycle(chunk)
+                    continue
+                case .end(let r, let n, let s, let crc):
+                    try zip.end(crc: crc)
+                    (row, bytes, sha) = (r, n, s)
+                }
                 audioBytes += bytes
                 let started = RecordingTags.iso(row.startedAtDate)
                 let ami = AMIFacts.decode(row.ami)
@@ -90,8 +105,12 @@ public struct Exporter: Sendable {
                 count += 1
                 progress(count, max(total, count))
             }
-            q.cursor = page.nextCursor
-        } while q.cursor != nil
+        } catch {
+            // A failure of either side: the reader is stopped (if it was not the one failing).
+            reader.stop(error)
+            throw error
+        }
+        reader.join()
         try csv.close()
         try json.close()
         func quoted(_ s: String?) -> String { s.map { String(decoding: try! JSONSerialization.data(withJSONObject: $0, options: .fragmentsAllowed), as: UTF8.self) } ?? "null" }
@@ -105,40 +124,11 @@ public struct Exporter: Sendable {
         }
         try zip.finish()
         try age?.finish()
-        guard fsync(fd) == 0, rename(temp, out) == 0 else { throw ExportError("cannot write \(out): \(String(cString: strerror(errno)))") }
+        let zipSHA256 = try output.finish()
+        guard rename(temp, out) == 0 else { throw ExportError("cannot write \(out): \(String(cString: strerror(errno)))") }
         done = true
         try? syncDirectory(parentDirectory(of: out))
-        var st = stat()
-        stat(out, &st)
-        return ExportSummary(recordings: count, audioBytes: audioBytes, zipBytes: Int(st.st_size), zipSHA256: try Transcoder.sha256(of: out))
-    }
-
-    /// Copies one recording's file into the ZIP, hashing it; a file that does not match the
-    /// catalog fails the export.
-    func copy(_ row: RecordingRow, into zip: ZipWriter, buffer: UnsafeMutableRawBufferPointer) throws -> (Int, String) {
-        let path = catalog.data.absolute(row.opusPath)
-        // A sealed file is exported as its plaintext Opus (decrypted segment by segment).
-        let input: StoredFile
-        do { input = try StoredFile(path: path) } catch let e as SealError {
-            throw ExportError("\(row.uniqueid): \(e) (run callrec verify)")
-        } catch {
-            throw ExportError("\(row.uniqueid): its audio file is missing (run callrec verify)")
-        }
-        var hasher = SHA256()
-        var bytes = 0
-        try zip.add(name: row.opusPath) { emit in
-            while true {
-                let n = try input.read(into: buffer.baseAddress!, count: buffer.count, at: bytes)
-                if n == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                hasher.update(bufferPointer: chunk)
-                try emit(chunk)
-                bytes += n
-            }
-        }
-        let sha = Array(hasher.finalize()).hexString
-        guard sha == row.opusSHA256 else { throw ExportError("\(row.uniqueid): its audio file does not match the catalog's SHA-256 (run callrec verify)") }
-        return (bytes, sha)
+        return ExportSummary(recordings: count, audioBytes: audioBytes, zipBytes: output.written, zipSHA256: zipSHA256)
     }
 
     static func stream(_ path: String, buffer: UnsafeMutableRawBufferPointer, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {

@@ -12,6 +12,7 @@ final class ZipWriter {
     private let dosTime: UInt16
     private let dosDate: UInt16
 
+    /// Straight to a descriptor (tests; the export writes through ExportOutput).
     convenience init(fd: Int32, date: Date) {
         self.init(date: date) { raw in
             var done = 0
@@ -47,37 +48,57 @@ final class ZipWriter {
         offset += UInt64(raw.count)
     }
 
-    /// Adds an entry whose bytes `produce` writes through the callback it is given.
-    func add(name: String, produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    private var entry: (name: [UInt8], offset: UInt64, size: UInt64)?
+
+    /// Starts an entry: its local header. Its bytes follow through `entryBytes`, then `end(crc:)`.
+    func begin(name: String) throws {
+        precondition(entry == nil, "a ZIP entry is already open")
         let nameBytes = Array(name.utf8)
-        let localOffset = offset
+        entry = (nameBytes, offset, 0)
         // Local header: sizes in the data descriptor (flag 3), names in UTF-8 (flag 11); a ZIP64
         // extra field with zero sizes so readers expect 8-byte sizes in the descriptor.
         var h = [UInt8]()
+        h.reserveCapacity(30 + nameBytes.count + 20)
         h.le32(0x0403_4B50); h.le16(45); h.le16(1 << 3 | 1 << 11); h.le16(0); h.le16(dosTime); h.le16(dosDate)
         h.le32(0); h.le32(0xFFFF_FFFF); h.le32(0xFFFF_FFFF); h.le16(UInt16(nameBytes.count)); h.le16(20)
         h += nameBytes
         h.le16(0x0001); h.le16(16); h.le64(0); h.le64(0)
         try write(h)
-        var crc = CRC32()
-        var size: UInt64 = 0
-        try produce { chunk in
-            crc.update(chunk)
-            size += UInt64(chunk.count)
-            try writeRaw(chunk)
-        }
+    }
+
+    /// Bytes of the open entry (whose CRC-32 the caller computes: the export's reader does).
+    func entryBytes(_ chunk: UnsafeRawBufferPointer) throws {
+        entry!.size += UInt64(chunk.count)
+        try writeRaw(chunk)
+    }
+
+    /// Ends the open entry: its data descriptor, and its central directory record kept for `finish`.
+    func end(crc: UInt32) throws {
+        guard let (nameBytes, localOffset, size) = entry else { preconditionFailure("no ZIP entry is open") }
+        entry = nil
         var d = [UInt8]()
-        d.le32(0x0807_4B50); d.le32(crc.value); d.le64(size); d.le64(size)
+        d.le32(0x0807_4B50); d.le32(crc); d.le64(size); d.le64(size)
         try write(d)
         // Central directory entry, with ZIP64 sizes and offset.
         var c = [UInt8]()
         c.le32(0x0201_4B50); c.le16(45 | 3 << 8); c.le16(45); c.le16(1 << 3 | 1 << 11); c.le16(0); c.le16(dosTime); c.le16(dosDate)
-        c.le32(crc.value); c.le32(0xFFFF_FFFF); c.le32(0xFFFF_FFFF); c.le16(UInt16(nameBytes.count)); c.le16(28); c.le16(0)
+        c.le32(crc); c.le32(0xFFFF_FFFF); c.le32(0xFFFF_FFFF); c.le16(UInt16(nameBytes.count)); c.le16(28); c.le16(0)
         c.le16(0); c.le16(0); c.le32(0o100644 << 16); c.le32(0xFFFF_FFFF)
         c += nameBytes
         c.le16(0x0001); c.le16(24); c.le64(size); c.le64(size); c.le64(localOffset)
         central += c
         count += 1
+    }
+
+    /// Adds an entry whose bytes `produce` writes through the callback it is given.
+    func add(name: String, produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        try begin(name: name)
+        var crc = CRC32()
+        try produce { chunk in
+            crc.update(chunk)
+            try entryBytes(chunk)
+        }
+        try end(crc: crc.value)
     }
 
     func add(name: String, data: [UInt8]) throws {
@@ -101,42 +122,51 @@ final class ZipWriter {
     }
 }
 
-/// CRC-32 (IEEE 802.3), slicing by 8.
+/// CRC-32 (IEEE 802.3), slicing by 16: sixteen table lookups per 16 bytes, read as four
+/// little-endian words (the export computes it over every byte, on its reader thread beside
+/// SHA-256 and the decryption).
 struct CRC32 {
     private(set) var value: UInt32 = 0
-    static let tables: [[UInt32]] = {
-        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+    /// 16 tables of 256 entries, table k at k·256 (never freed: one per process).
+    nonisolated(unsafe) static let tables: UnsafeMutablePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 16 * 256)
         for i in 0..<256 {
             var c = UInt32(i)
             for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-            t[0][i] = c
+            t[i] = c
         }
-        for i in 0..<256 {
-            for k in 1..<8 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        for k in 1..<16 {
+            for i in 0..<256 {
+                let prev = t[(k - 1) * 256 + i]
+                t[k * 256 + i] = (prev >> 8) ^ t[Int(prev & 0xFF)]
+            }
         }
         return t
     }()
 
     mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard var p = bytes.baseAddress, !bytes.isEmpty else { return }
+        var n = bytes.count
         var c = ~value
         let t = Self.tables
-        var i = 0
-        let n = bytes.count
-        t[0].withUnsafeBufferPointer { t0 in t[1].withUnsafeBufferPointer { t1 in t[2].withUnsafeBufferPointer { t2 in
-        t[3].withUnsafeBufferPointer { t3 in t[4].withUnsafeBufferPointer { t4 in t[5].withUnsafeBufferPointer { t5 in
-        t[6].withUnsafeBufferPointer { t6 in t[7].withUnsafeBufferPointer { t7 in
-            while i + 8 <= n {
-                let lo = c ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-                let hi = UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
-                c = t7[Int(lo & 0xFF)] ^ t6[Int(lo >> 8 & 0xFF)] ^ t5[Int(lo >> 16 & 0xFF)] ^ t4[Int(lo >> 24)]
-                    ^ t3[Int(hi & 0xFF)] ^ t2[Int(hi >> 8 & 0xFF)] ^ t1[Int(hi >> 16 & 0xFF)] ^ t0[Int(hi >> 24)]
-                i += 8
-            }
-            while i < n {
-                c = t0[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
-                i += 1
-            }
-        } } } } } } } }
+        @inline(__always) func lookup(_ table: Int, _ word: UInt32) -> UInt32 {
+            t[table * 256 + Int(word & 0xFF)] ^ t[(table - 1) * 256 + Int(word >> 8 & 0xFF)]
+                ^ t[(table - 2) * 256 + Int(word >> 16 & 0xFF)] ^ t[(table - 3) * 256 + Int(word >> 24)]
+        }
+        while n >= 16 {
+            let w0 = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)) ^ c
+            let w1 = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            let w2 = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            let w3 = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            c = lookup(15, w0) ^ lookup(11, w1) ^ lookup(7, w2) ^ lookup(3, w3)
+            p += 16
+            n -= 16
+        }
+        while n > 0 {
+            c = t[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (c >> 8)
+            p += 1
+            n -= 1
+        }
         value = ~c
     }
 }

@@ -2,6 +2,7 @@
 //
 //   callrec-bench catalog N       a catalog of N synthetic recordings; list/show latencies
 //   callrec-bench spool WAV N     N calls through the watcher with 1 and 2 workers; close→row time
+//   callrec-bench crypto OPUS KEYS EXPORTS | crypto-export OPUS EXPORTS   (scripts/bench-crypto)
 //   callrec-bench ami-parse LOG N OUT | ami-peer LOG PORTFILE SECRET | ami-ping PORT SECRET N   (scripts/bench-ami)
 
 import CallrecCatalog
@@ -276,41 +277,194 @@ func benchCrypto(opus: String, keys: Int, exports: Int) throws {
     let report = try store.rotate()
     print(String(format: "keys rotate: %d data keys re-wrapped in %.2f s (target < 30 s)", report.rewrapped, now() - a))
 
-    // Export: sealed recordings (each its own data key) against zip -0 of the plaintext files.
+    try benchExport(opus: opus, count: exports, rounds: Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 3)
+}
+
+/// Export throughput (scripts/bench-crypto's last part, alone with BENCH_ONLY=export): `count`
+/// recordings (copies of `opus`), stored twice — in plaintext, and sealed (each its own data key)
+/// — exported by callrec plaintext, sealed, and sealed to an age recipient, beside `zip -0 -r` of
+/// the plaintext files. Both sides are I/O-bound at this size (11.7 GB for 10,000 ten-minute
+/// calls, more than the page cache keeps), so every run starts from the same state: outputs
+/// removed, `sync` (no write-back of the previous run or of the set-up left to compete), and
+/// every input file of both stores dropped from the page cache (posix_fadvise DONTNEED: cold,
+/// as an export of last month's calls is). Runs alternate, the order rotating each round; the
+/// figures are medians. zip does not fsync what it wrote and callrec does (before its rename),
+/// so zip is timed with and without an fsync of its output. Each run prints its wall time, its
+/// CPU time and what the disk read and wrote meanwhile: what it was waiting on.
+func benchExport(opus: String, count: Int, rounds: Int) throws {
     let pdir = temp(), sdir = temp()
     defer {
         try? FileManager.default.removeItem(atPath: pdir)
         try? FileManager.default.removeItem(atPath: sdir)
     }
-    _ = try syntheticStore(count: exports, opus: opus, dir: pdir, distinctFiles: true)
-    let sealed = try syntheticStore(count: exports, opus: opus, dir: sdir, distinctFiles: true)
-    let rows = try sealed.everyRecording()
-    try sealed.keys.createDataKeys(forRecordings: rows.map(\.uniqueid))
+    let t0 = now()
+    let plainStore = try syntheticStore(count: count, opus: opus, dir: pdir, distinctFiles: true)
+    // The sealed store: hard links to one file at first, each replaced by its own sealed file.
+    let sealedStore = try syntheticStore(count: count, opus: opus, dir: sdir, distinctFiles: false)
+    let rows = try sealedStore.everyRecording()
+    try sealedStore.keys.createDataKeys(forRecordings: rows.map(\.uniqueid))
+    let batch = try sealedStore.keys.dataKeys(forRecordings: rows.map(\.uniqueid))
+    precondition(batch.count == rows.count)
+    let plain = [UInt8](try Data(contentsOf: URL(fileURLWithPath: opus)))
+    let segment = SealFormat.segmentSize
+    let segments = max(1, (plain.count + segment - 1) / segment)
+    var sealedBytes = 0
     for row in rows {
-        let path = sealed.data.absolute(row.opusPath)
-        try copyFile(try StoredFile(path: path), to: path + ".sealed", sealing: SealContext(key: try sealed.keys.dataKey(forRecording: row.uniqueid)))
-        rename(path + ".sealed", path)
+        let context = SealContext(key: try sealedStore.keys.dataKey(forRecording: row.uniqueid))
+        var out = context.header
+        out.reserveCapacity(SealFormat.sealedSize(plaintextSize: plain.count))
+        try plain.withUnsafeBytes { p in
+            for i in 0..<segments {
+                let piece = UnsafeRawBufferPointer(rebasing: p[(i * segment)..<min(plain.count, (i + 1) * segment)])
+                out += try context.seal(piece, index: i, last: i == segments - 1)
+            }
+        }
+        let path = sealedStore.data.absolute(row.opusPath)
+        unlink(path)
+        guard FileManager.default.createFile(atPath: path, contents: Data(out)) else { fatalError("cannot write \(path)") }
+        sealedBytes += out.count
     }
-    var ours: [Double] = []
-    var theirs: [Double] = []
-    for round in 0..<3 {
-        let a = now()
-        let summary = try Exporter(catalog: sealed).export(ListQuery(), to: sdir + "/export-\(round).zip")
-        ours.append(now() - a)
-        precondition(summary.recordings == exports)
-        let b = now()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/zip")
-        p.currentDirectoryURL = URL(fileURLWithPath: pdir)
-        p.arguments = ["-0", "-q", "-r", pdir + "/zip-\(round).zip", "audio"]
-        try p.run()
-        p.waitUntilExit()
-        theirs.append(now() - b)
-        try? FileManager.default.removeItem(atPath: sdir + "/export-\(round).zip")
-        try? FileManager.default.removeItem(atPath: pdir + "/zip-\(round).zip")
+    let inputs = try plainStore.everyRecording().map { plainStore.data.absolute($0.opusPath) } + rows.map { sealedStore.data.absolute($0.opusPath) }
+    sync()
+    say(String(format: "export: %d recordings of %d bytes (%.1f GB) stored in plaintext and sealed (%.1f GB), set up in %.0f s",
+                 count, plain.count, Double(plain.count * count) / 1e9, Double(sealedBytes) / 1e9, now() - t0))
+
+    // An identity for the sealed-to-a-recipient side, from age-keygen (skipped without it).
+    var recipient: AgeRecipient?
+    let keygen = Process()
+    keygen.executableURL = URL(fileURLWithPath: "/usr/bin/age-keygen")
+    keygen.arguments = ["-o", sdir + "/identity.txt"]
+    keygen.standardError = FileHandle.nullDevice
+    if (try? keygen.run()) != nil {
+        keygen.waitUntilExit()
+        let text = (try? String(contentsOfFile: sdir + "/identity.txt", encoding: .utf8)) ?? ""
+        if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("# public key: ") }) {
+            recipient = try AgeRecipient(String(line.dropFirst("# public key: ".count)))
+        }
     }
-    print(String(format: "export: %d sealed recordings, callrec %.2f s, zip -0 of the plaintext %.2f s (medians of 3), throughput ratio %.2f× (target ≥ 0.8×)",
-                 exports, median(ours), median(theirs), median(theirs) / median(ours)))
+
+    let device = DiskCounters(path: sdir)
+    struct Side {
+        let name: String
+        let run: () throws -> Double?  // nil, or the time to fsync the output afterwards (zip)
+    }
+    let outputs = [pdir + "/zip.zip", pdir + "/export.zip", sdir + "/export.zip", sdir + "/export.zip.age"]
+    var sides = [
+        Side(name: "zip -0 -r of the plaintext") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/zip")
+            p.currentDirectoryURL = URL(fileURLWithPath: pdir)
+            p.arguments = ["-0", "-q", "-r", outputs[0], "audio"]
+            try p.run()
+            p.waitUntilExit()
+            precondition(p.terminationStatus == 0, "zip failed")
+            let a = now()
+            let fd = open(outputs[0], O_RDONLY)
+            fsync(fd)
+            close(fd)
+            return now() - a
+        },
+        Side(name: "callrec, plaintext store") {
+            let n = try Exporter(catalog: plainStore).export(ListQuery(), to: outputs[1]).recordings
+            precondition(n == count)
+            return nil
+        },
+        Side(name: "callrec, sealed store") {
+            let n = try Exporter(catalog: sealedStore).export(ListQuery(), to: outputs[2]).recordings
+            precondition(n == count)
+            return nil
+        },
+    ]
+    if let recipient {
+        sides.append(Side(name: "callrec, sealed store, to an age recipient") {
+            let n = try Exporter(catalog: sealedStore, recipient: recipient).export(ListQuery(), to: outputs[3]).recordings
+            precondition(n == count)
+            return nil
+        })
+    } else {
+        say("export: no age-keygen, so no export sealed to a recipient")
+    }
+    var times = [[Double]](repeating: [], count: sides.count)
+    var synced: [Double] = []
+    for round in 0..<rounds {
+        for k in 0..<sides.count {
+            let i = (k + round) % sides.count
+            for o in outputs { unlink(o) }
+            sync()
+            for path in inputs {
+                let fd = open(path, O_RDONLY)
+                if fd >= 0 {
+                    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+                    close(fd)
+                }
+            }
+            let disk0 = device.read()
+            let cpu0 = cpuSeconds()
+            let a = now()
+            let fsyncTime = try sides[i].run()
+            let wall = now() - a
+            let cpu = cpuSeconds() - cpu0
+            let disk = device.read()
+            times[i].append(wall - (fsyncTime ?? 0))
+            if fsyncTime != nil { synced.append(wall) }
+            let extra = fsyncTime.map { String(format: " (%.1f s of it the fsync of zip's output)", $0) } ?? ""
+            say("  round \(round + 1)  " + pad(sides[i].name) + String(format: "%6.1f s", wall) + extra
+                  + String(format: "  cpu %5.1f s (%3.0f%%)  disk read %5.1f GB, written %5.1f GB", cpu, 100 * cpu / wall,
+                           Double(disk.read - disk0.read) / 1e9, Double(disk.written - disk0.written) / 1e9) + "  load " + loadavg())
+        }
+    }
+    for o in outputs { unlink(o) }
+    let zipAlone = median(times[0]), zipSynced = median(synced)
+    say("== export of \(count) recordings, cold inputs, medians of \(rounds) (alternating order); load " + loadavg())
+    say(String(format: "   reference: zip -0 -r of the plaintext %.1f s; with an fsync of its output (callrec fsyncs) %.1f s", zipAlone, zipSynced))
+    for i in 1..<sides.count {
+        let t = median(times[i])
+        say("   " + pad(sides[i].name) + String(format: "%.1f s: throughput ratio %.2f× zip -0 + fsync, %.2f× zip -0 alone (target ≥ 0.8×)",
+                                                   t, zipSynced / t, zipAlone / t))
+    }
+    say(String(format: "   cost of sealing: the sealed store takes %.2f× the plaintext store's time", median(times[2]) / median(times[1]))
+          + (sides.count > 3 ? String(format: ", sealed to a recipient %.2f×", median(times[3]) / median(times[1])) : ""))
+}
+
+/// Bytes read and written by the block device holding `path` (/sys/dev/block/M:m/stat), for
+/// what a run waited on. The whole device's: other processes' I/O counts too.
+struct DiskCounters {
+    let statPath: String?
+    init(path: String) {
+        var st = stat()
+        stat(path, &st)
+        let dev = st.st_dev
+        let p = "/sys/dev/block/\((dev >> 8) & 0xFFF):\((dev & 0xFF) | ((dev >> 12) & 0xFFF00))/stat"
+        statPath = FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+    func read() -> (read: Int, written: Int) {
+        guard let statPath, let text = try? String(contentsOfFile: statPath, encoding: .utf8) else { return (0, 0) }
+        let f = text.split(separator: " ").compactMap { Int($0) }
+        return f.count > 6 ? (f[2] * 512, f[6] * 512) : (0, 0)
+    }
+}
+
+/// CPU seconds of this process and its waited-for children (zip).
+func cpuSeconds() -> Double {
+    var total = 0.0
+    for who in [RUSAGE_SELF, RUSAGE_CHILDREN] {
+        var u = rusage()
+        getrusage(__rusage_who_t(who.rawValue), &u)
+        total += Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+    return total
+}
+
+/// A line out at once, also into a pipe or a file (an export run takes minutes).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+func pad(_ s: String, _ n: Int = 46) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+
+func loadavg() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }
 
 let args = CommandLine.arguments
@@ -332,8 +486,9 @@ case "ami-parse": try AMIBench.parse(log: args[2], count: Int(args[3])!, out: ar
 case "ami-peer": try await AMIBench.peer(log: args[2], portFile: args[3], secret: args[4])
 case "ami-ping": try await AMIBench.ping(port: Int(args[2])!, secret: args[3], n: Int(args[4])!)
 case "crypto": try benchCrypto(opus: args[2], keys: args.count > 3 ? Int(args[3])! : 100_000, exports: args.count > 4 ? Int(args[4])! : 10000)
+case "crypto-export": try benchExport(opus: args[2], count: args.count > 3 ? Int(args[3])! : 10000, rounds: Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 3)
 case "compliance": try benchCompliance(opus: args[2], exports: args.count > 3 ? Int(args[3])! : 10000, purges: args.count > 4 ? Int(args[4])! : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES] | crypto OPUS [KEYS] [EXPORTS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES] | crypto OPUS [KEYS] [EXPORTS] | crypto-export OPUS [EXPORTS]\n".utf8))
     exit(2)
 }

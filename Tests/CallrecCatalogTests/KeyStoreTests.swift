@@ -41,6 +41,32 @@ struct KeyStoreTests {
         #expect(st.st_mode & 0o777 == 0o600 && st.st_size == 32)
     }
 
+    /// The batch an export reads a page with: every recording that has a key, by key id, the
+    /// same keys one by one gives; none for a recording without one; more than one query's worth
+    /// (500); none at all without a key store.
+    @Test func keysOfManyRecordingsAtOnce() throws {
+        let dir = TempDir()
+        let store = KeyStore(data: DataDirectory(dir.file("data")), environment: [:])
+        #expect(try store.dataKeys(forRecordings: ["1.1"]).isEmpty)  // no key store yet
+        #expect(!FileManager.default.fileExists(atPath: store.path))
+        let ids = (0..<1_203).map { "1700000000.\($0)" }
+        try store.createDataKeys(forRecordings: ids)
+        let some = [ids[0], ids[600], "1.404"]
+        let few = try store.dataKeys(forRecordings: some)
+        #expect(few.count == 2)
+        for id in some.prefix(2) {
+            let one = try store.dataKey(forRecording: id)
+            #expect(few[one.id].map(Self.keyBytes) == Self.keyBytes(one.key))
+        }
+        let all = try store.dataKeys(forRecordings: ids + ["1.404"])
+        #expect(all.count == ids.count)
+        let last = try store.dataKey(forRecording: ids[1_202])
+        #expect(all[last.id].map(Self.keyBytes) == Self.keyBytes(last.key))
+        // A destroyed key is gone from the batch too.
+        try store.destroy(uniqueids: [ids[600]])
+        #expect(try store.dataKeys(forRecordings: some).count == 1)
+    }
+
     @Test func theWrongKEKIsRefused() throws {
         let dir = TempDir()
         let right = try Self.kekFile(dir, "right.kek")
