@@ -120,7 +120,7 @@ public enum OpusVerifier {
             preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, sourceSHA256s: shas, vendor: vendor)
     }
 
-    private static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String], [String]) {
+    static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String], [String]) {
         guard d.count >= 16, Array(d[0..<8]) == Array("OpusTags".utf8) else { throw fail("second packet is not OpusTags") }
         var pos = 8
         func u32() throws -> Int {
