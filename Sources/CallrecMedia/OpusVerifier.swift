@@ -30,6 +30,14 @@ public struct OpusFileInfo: Sendable, Equatable {
 /// with libopus at `decodeRate`. Any damage is a `.verification` error.
 public enum OpusVerifier {
     public static func inspect(path: String, decodeRate: Int = 48000) throws -> OpusFileInfo {
+        try inspect(path: path, decodeRate: decodeRate, decodingFrom: 0)
+    }
+
+    /// As `inspect(path:decodeRate:)`; audio packets before index `firstDecoded` are checked
+    /// (framing, TOC, durations, pages' CRCs) but not decoded — for an append, whose packets
+    /// before the seam were decoded from the very bytes copied into the file, in the same run
+    /// (OggAppend.swift).
+    static func inspect(path: String, decodeRate: Int, decodingFrom firstDecoded: Int) throws -> OpusFileInfo {
         let file = try StoredFile(path: path)
         func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
 
@@ -85,7 +93,7 @@ public enum OpusVerifier {
                 default:
                     let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
                     guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
-                    let got = pcm.withUnsafeMutableBufferPointer {
+                    let got = packetIndex - 2 < firstDecoded ? 1 : pcm.withUnsafeMutableBufferPointer {
                         opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
                     }
                     guard got > 0 else {
