@@ -328,7 +328,7 @@ func benchAppend(_ args: [String]) throws {
     t.appendMethod = reencode ? .reencoding : .copyingPackets
     let t0 = now()
     let r = try t.transcode(
-        input: rest[1], output: rest[2], tags: RecordingTags(uniqueid: info.tags["UNIQUEID"] ?? "bench"),
+        input: rest[1], output: rest[2], tags: RecordingTags(uniqueid: info.tags["UNIQUEID"] ?? "1767225600.1"),
         appendingTo: PreviousRecording(path: rest[0], sourceSHA256s: info.sourceSHA256s))
     print(String(format: "%@: %d + %d samples at %d Hz, opus %d B, %.3f s (%@)", rest[2], r.previousSamples, r.measurements.samples - r.previousSamples,
                  r.measurements.sampleRate, r.opus.bytes, now() - t0, reencode ? "re-encoded" : "packets copied"))
