@@ -5,47 +5,7 @@ import Testing
 
 @testable import CallrecMedia
 
-/// The Ogg layer of a file, read here independently of callrec's reader (RFC 3533 pages, lacing
-/// values joined into packets): every packet's bytes, and each page's serial, flags and granule.
-struct OggLayout {
-    var packets: [[UInt8]] = []
-    var serials: Set<UInt32> = []
-    var bos: [Int] = []  // page indexes
-    var eos: [Int] = []
-    var granules: [Int64] = []
-
-    init(_ b: [UInt8]) throws {
-        var at = 0
-        var partial: [UInt8] = []
-        var page = 0
-        func u32(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[i + $1]) << (8 * $1) } }
-        while at < b.count {
-            guard at + 27 <= b.count, b[at..<at + 4].elementsEqual("OggS".utf8) else { throw MediaError(.corrupt, "no page at \(at)") }
-            let flags = b[at + 5]
-            let granule = Int64(bitPattern: UInt64(u32(at + 6)) | UInt64(u32(at + 10)) << 32)
-            serials.insert(u32(at + 14))
-            let segments = Int(b[at + 26])
-            let lacing = b[at + 27..<at + 27 + segments]
-            var body = at + 27 + segments
-            if flags & 2 != 0 { bos.append(page) }
-            if flags & 4 != 0 { eos.append(page) }
-            granules.append(granule)
-            for l in lacing {
-                partial += b[body..<body + Int(l)]
-                body += Int(l)
-                if l < 255 {
-                    packets.append(partial)
-                    partial = []
-                }
-            }
-            at = body
-            page += 1
-        }
-    }
-
-    /// The audio packets (after OpusHead and OpusTags).
-    var audio: ArraySlice<[UInt8]> { packets.dropFirst(2) }
-
+extension OggLayout {
     /// A file's plaintext (a sealed one opened through its key).
     static func of(_ path: String) throws -> OggLayout {
         let f = try StoredFile(path: path)
