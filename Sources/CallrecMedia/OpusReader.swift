@@ -36,8 +36,14 @@ final class OpusReader: PCMReader {
     private var atEnd = false
     private var decodeBuffer = [Int16](repeating: 0, count: 5760 * 2)
     private(set) var inputSampleRate = 0
+    /// Shown every audio packet, in order, before it is decoded (the append copies the stored
+    /// packets this way while measuring their audio, in one pass).
+    private let onPacket: ((UnsafeBufferPointer<UInt8>) throws -> Void)?
+    /// Audio packets decoded so far.
+    private(set) var audioPackets = 0
 
-    init(path: String, rate: Int) throws {
+    init(path: String, rate: Int, onPacket: ((UnsafeBufferPointer<UInt8>) throws -> Void)? = nil) throws {
+        self.onPacket = onPacket
         guard [8000, 12000, 16000, 24000, 48000].contains(rate) else {
             throw MediaError(.unsupported, "cannot decode Opus at \(rate) Hz")
         }
@@ -101,6 +107,8 @@ final class OpusReader: PCMReader {
                 continue
             }
             if packetIndex == 1 { continue }  // OpusTags
+            try onPacket?(data)
+            audioPackets += 1
             let got = decodeBuffer.withUnsafeMutableBufferPointer {
                 opus_decode(decoder!, packet.packet, Int32(packet.bytes), $0.baseAddress!, 5760, 0)
             }

@@ -31,7 +31,15 @@ public struct OpusFileInfo: Sendable, Equatable {
 public enum OpusVerifier {
     /// Decodes on this thread.
     public static func inspect(path: String, decodeRate: Int = 48000) throws -> OpusFileInfo {
-        try inspect(path: path, decodeRate: decodeRate, helper: false)
+        try inspect(path: path, decodeRate: decodeRate, helper: false, decodingFrom: 0)
+    }
+
+    /// As `inspect(path:decodeRate:)`; audio packets before index `firstDecoded` are checked
+    /// (framing, TOC, durations, pages' CRCs) but not decoded — for an append, whose packets
+    /// before the seam were decoded from the very bytes copied into the file, in the same run
+    /// (OggAppend.swift).
+    static func inspect(path: String, decodeRate: Int, decodingFrom firstDecoded: Int) throws -> OpusFileInfo {
+        try inspect(path: path, decodeRate: decodeRate, helper: false, decodingFrom: firstDecoded)
     }
 
     /// With `decodeThreads` 2 the audio packets are decoded in batches of `batchPackets`, alternately
@@ -39,11 +47,11 @@ public enum OpusVerifier {
     /// fails whatever the decoder's state), so checking a long recording keeps two cores busy. Any
     /// failure is then reported by the one-thread pass, so errors read exactly as they always have.
     public static func inspect(path: String, decodeRate: Int, decodeThreads: Int) throws -> OpusFileInfo {
-        guard decodeThreads > 1 else { return try inspect(path: path, decodeRate: decodeRate, helper: false) }
+        guard decodeThreads > 1 else { return try inspect(path: path, decodeRate: decodeRate, helper: false, decodingFrom: 0) }
         do {
-            return try inspect(path: path, decodeRate: decodeRate, helper: true)
+            return try inspect(path: path, decodeRate: decodeRate, helper: true, decodingFrom: 0)
         } catch {
-            return try inspect(path: path, decodeRate: decodeRate, helper: false)
+            return try inspect(path: path, decodeRate: decodeRate, helper: false, decodingFrom: 0)
         }
     }
 
@@ -55,7 +63,7 @@ public enum OpusVerifier {
         var sizes: [Int] = []
     }
 
-    private static func inspect(path: String, decodeRate: Int, helper: Bool) throws -> OpusFileInfo {
+    private static func inspect(path: String, decodeRate: Int, helper: Bool, decodingFrom firstDecoded: Int) throws -> OpusFileInfo {
         let file = try StoredFile(path: path)
         func fail(_ why: String) -> MediaError { MediaError(.verification, "\(path): \(why)") }
 
@@ -152,8 +160,10 @@ public enum OpusVerifier {
                 default:
                     let n48 = Int(opus_packet_get_nb_samples(packet.packet, Int32(packet.bytes), 48000))
                     guard n48 > 0 else { throw fail("undecodable packet \(packetIndex)") }
-                    // Audio packet a (from 0) is in batch a / batchPackets: even ones to the helper.
-                    if let lane, (packetIndex - 2) / batchPackets % 2 == 0 {
+                    if packetIndex - 2 < firstDecoded {
+                        // Before an append's seam: framing checked above, not decoded again.
+                    } else if let lane, (packetIndex - 2) / batchPackets % 2 == 0 {
+                        // Audio packet a (from 0) is in batch a / batchPackets: even ones to the helper.
                         batch.bytes.append(contentsOf: data)
                         batch.sizes.append(data.count)
                         if batch.sizes.count == batchPackets {
@@ -198,7 +208,7 @@ public enum OpusVerifier {
             preSkip: head.preSkip, samples48k: samples48, packets: packetIndex - 2, tags: tags, sourceSHA256s: shas, vendor: vendor)
     }
 
-    private static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String], [String]) {
+    static func parseTags(_ d: UnsafeBufferPointer<UInt8>, fail: (String) -> MediaError) throws -> (String, [String: String], [String]) {
         guard d.count >= 16, Array(d[0..<8]) == Array("OpusTags".utf8) else { throw fail("second packet is not OpusTags") }
         var pos = 8
         func u32() throws -> Int {

@@ -48,6 +48,8 @@ public struct Transcoder: Sendable {
     /// Encryption at rest: when set, the Opus file is written sealed under the data key this
     /// returns for the recording's uniqueid (created and stored durably before any byte is sealed).
     public var sealing: (@Sendable (_ uniqueid: String) throws -> DataKey)?
+    /// How a later part is appended (OggAppend.swift): the stored packets copied, by default.
+    public var appendMethod = AppendMethod.copyingPackets
     static let blockFrames = 8192
     /// How a long call is cut for the parallel encoder (`encoder.threads` > 1).
     var pieces = PieceOptions()
@@ -77,9 +79,10 @@ public struct Transcoder: Sendable {
         [8000, 12000, 16000, 24000, 48000].first { $0 >= rate } ?? 48000
     }
 
-    /// Transcodes `input` to `output`. With `previous`, the stored recording is decoded and `input`
-    /// is appended to it (MixMonitor's `a` option): the result holds both parts, in order, and its
-    /// tags list every part's SOURCE_SHA256. Measurements are of everything the result holds.
+    /// Transcodes `input` to `output`. With `previous`, `input` is appended to the stored recording
+    /// (MixMonitor's `a` option): the result holds both parts, in order, the stored part's Opus
+    /// packets copied unchanged (OggAppend.swift), and its tags list every part's SOURCE_SHA256.
+    /// Measurements are of everything the result holds (the stored part decoded).
     /// `sourceSHA256`: the input's hash when the caller already has it (the ingest hashes first,
     /// to find duplicates), so the file is not read a second time for it.
     public func transcode(
@@ -102,13 +105,8 @@ public struct Transcoder: Sendable {
         let source = try SourceReader(descriptor: descriptor, name: input, rawChannels: rawChannels)
         let info = source.info
         let rate = Self.encoderRate(for: info.sampleRate)
-        var reader: any PCMReader = source
-        if let previous {
-            let p = try OpusReader(path: previous.path, rate: rate)
-            guard rate == info.sampleRate else {
-                throw MediaError(.unsupported, "cannot append a \(info.sampleRate) Hz part (not an Opus rate) to a stored recording")
-            }
-            reader = try ConcatReader([p, source])
+        if previous != nil, rate != info.sampleRate {
+            throw MediaError(.unsupported, "cannot append a \(info.sampleRate) Hz part (not an Opus rate) to a stored recording")
         }
         // The hashing thread gets its own duplicate, which it closes: it may outlive this call on
         // a failure, and must never read a descriptor number the caller has closed and reused.
@@ -117,6 +115,15 @@ public struct Transcoder: Sendable {
         let hashing = Worker(name: "callrec-hash") {
             defer { if hashFD >= 0 { close(hashFD) } }
             return try sourceSHA256 ?? Self.sha256(ofDescriptor: hashFD, name: input)
+        }
+        var reader: any PCMReader = source
+        if let previous {
+            if appendMethod == .copyingPackets,
+                let appended = try appendByCopying(source: source, previous: previous, hashing: hashing, input: input, output: output, tags: tags)
+            {
+                return appended
+            }
+            reader = try ConcatReader([try OpusReader(path: previous.path, rate: rate), source])
         }
         return try run(
             reader: reader, info: info, sources: nil, hashing: hashing, timeDescriptor: descriptor, input: input, output: output, tags: tags,

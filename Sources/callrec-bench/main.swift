@@ -1,4 +1,4 @@
-// callrec-bench: figures for scripts/bench-catalog. Not part of the service.
+// callrec-bench: figures for scripts/bench-catalog (and bench-append, bench-ami, …). Not part of the service.
 //
 //   callrec-bench catalog N       a catalog of N synthetic recordings; list/show latencies
 //   callrec-bench spool WAV N     N calls through the watcher with 1 and 2 workers; close→row time
@@ -467,6 +467,27 @@ func loadavg() -> String {
     ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }
 
+/// `callrec-bench append [--reencode] STORED.opus PART OUT.opus`: the media side of MixMonitor's
+/// `a` option alone (scripts/bench-append): PART appended to STORED into OUT, by packet copy (the
+/// default) or by decoding and encoding both parts again (what callrec did before).
+func benchAppend(_ args: [String]) throws {
+    let reencode = args.first == "--reencode"
+    let rest = reencode ? Array(args.dropFirst()) : args
+    guard rest.count == 3 else {
+        FileHandle.standardError.write(Data("usage: callrec-bench append [--reencode] STORED.opus PART OUT.opus\n".utf8))
+        exit(2)
+    }
+    let info = try OpusVerifier.inspect(path: rest[0])
+    var t = Transcoder(encoder: try EncoderOptions.fromEnvironment())
+    t.appendMethod = reencode ? .reencoding : .copyingPackets
+    let t0 = now()
+    let r = try t.transcode(
+        input: rest[1], output: rest[2], tags: RecordingTags(uniqueid: info.tags["UNIQUEID"] ?? "1767225600.1"),
+        appendingTo: PreviousRecording(path: rest[0], sourceSHA256s: info.sourceSHA256s))
+    print(String(format: "%@: %d + %d samples at %d Hz, opus %d B, %.3f s (%@)", rest[2], r.previousSamples, r.measurements.samples - r.previousSamples,
+                 r.measurements.sampleRate, r.opus.bytes, now() - t0, reencode ? "re-encoded" : "packets copied"))
+}
+
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "catalog": try benchCatalog(count: args.count > 2 ? Int(args[2])! : 1_000_000)
@@ -487,8 +508,9 @@ case "ami-peer": try await AMIBench.peer(log: args[2], portFile: args[3], secret
 case "ami-ping": try await AMIBench.ping(port: Int(args[2])!, secret: args[3], n: Int(args[4])!)
 case "crypto": try benchCrypto(opus: args[2], keys: args.count > 3 ? Int(args[3])! : 100_000, exports: args.count > 4 ? Int(args[4])! : 10000)
 case "crypto-export": try benchExport(opus: args[2], count: args.count > 3 ? Int(args[3])! : 10000, rounds: Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 3)
+case "append": try benchAppend(Array(args.dropFirst(2)))
 case "compliance": try benchCompliance(opus: args[2], exports: args.count > 3 ? Int(args[3])! : 10000, purges: args.count > 4 ? Int(args[4])! : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | compliance OPUS [EXPORTS] [PURGES] | crypto OPUS [KEYS] [EXPORTS] | crypto-export OPUS [EXPORTS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: callrec-bench catalog [N] | spool WAV [N] | append [--reencode] STORED PART OUT | compliance OPUS [EXPORTS] [PURGES] | crypto OPUS [KEYS] [EXPORTS] | crypto-export OPUS [EXPORTS]\n".utf8))
     exit(2)
 }

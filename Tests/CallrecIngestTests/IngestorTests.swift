@@ -63,8 +63,8 @@ struct IngestorTests {
     }
 
     /// MixMonitor's `a` option: a later file with the same uniqueid is the rest of the call, and
-    /// the stored audio is part 1 then part 2: decoded (libopusfile), its first 6 s are the speech
-    /// of part 1 and its last 2 s the 440 Hz tone of part 2.
+    /// the stored audio is part 1 then part 2: part 1's Opus packets kept, and decoded
+    /// (libopusfile), its first 6 s are the speech of part 1 and its last 2 s the 440 Hz tone of part 2.
     @Test func appendsTheRestOfTheCall() throws {
         let b = try Bench()
         try b.catalog.setMetadata("1732467600.7", Metadata(company: "42", leadNumber: "5511999990000"))
@@ -72,8 +72,12 @@ struct IngestorTests {
         let tonePath = b.dir.file("tone.wav")
         try (MixMonitorWriter.header(dataBytes: tone.count * 2, sampleRate: 8000) + tone.withUnsafeBytes { Data($0) }).write(to: URL(fileURLWithPath: tonePath))
         #expect(b.ingestor.ingest(path: try b.drop("speech.wav", as: "1732467600.7.wav")) == .ingested(uniqueid: "1732467600.7", parts: 1))
+        let stored = try OggLayout.file(b.data.absolute(try #require(try b.catalog.recording("1732467600.7")).opusPath))
         #expect(b.ingestor.ingest(path: try b.drop(tonePath, as: "1732467600.7.wav")) == .ingested(uniqueid: "1732467600.7", parts: 2))
         let row = try #require(try b.catalog.recording("1732467600.7"))
+        // Part 1 did not go through the codec again: its packets before the seam (48,000 samples =
+        // 300 frames of 160) are in the file as they were stored (OggAppend.swift).
+        #expect(Array(try OggLayout.file(b.data.absolute(row.opusPath)).audio.prefix(300)) == Array(stored.audio.prefix(300)))
         #expect(row.samples == 48000 + 16000)
         #expect(row.parts == 2)
         #expect(row.company == "42" && row.leadNumber == "5511999990000")
