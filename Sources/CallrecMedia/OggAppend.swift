@@ -133,22 +133,8 @@ final class OggOpusAppender {
         self.frameSize = encoderRate / 50
         self.preSkip48 = preSkip48
         self.discard = discard
-        var err: Int32 = 0
-        guard let enc = opus_encoder_create(Int32(encoderRate), Int32(channels), OPUS_APPLICATION_VOIP, &err), err == OPUS_OK else {
-            throw MediaError(.encoder, "opus_encoder_create failed: \(String(cString: opus_strerror(err)))")
-        }
-        encoder = enc
-        var la: Int32 = 0
-        guard callrec_opus_set_bitrate(enc, Int32(options.bitrate)) == OPUS_OK,
-            callrec_opus_set_complexity(enc, Int32(options.complexity)) == OPUS_OK,
-            callrec_opus_set_signal_voice(enc) == OPUS_OK,
-            callrec_opus_get_lookahead(enc, &la) == OPUS_OK,
-            channels == 1 || callrec_opus_set_force_channels(enc, Int32(channels)) == OPUS_OK
-        else {
-            opus_encoder_destroy(enc)
-            throw MediaError(.encoder, "opus_encoder_ctl refused bitrate \(options.bitrate) / complexity \(options.complexity)")
-        }
-        lookahead = Int(la)
+        // The same encoder settings as every other encode (OggOpusWriter.makeEncoder).
+        (encoder, lookahead) = try OggOpusWriter.makeEncoder(rate: encoderRate, channels: channels, options: options)
         pending.reserveCapacity(frameSize * channels)
         ogg_stream_init(&stream, serial)
 
