@@ -45,7 +45,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// `/metrics` shows one series for both paths.
     static let route = RecordingRoutes.recordingPath.description
 
-    private let routes: RecordingRoutes
+    let routes: RecordingRoutes
     let serverName: String
     /// Requests handed to the router whose response has not ended yet.
     private var routerOwes = 0
@@ -156,48 +156,61 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             !head.headers.contains(name: "transfer-encoding")
         else { return nil }
         let authorization = head.headers["authorization"]
-        return claim(
-            isHead: head.method == .HEAD, keepAlive: head.isKeepAlive, uri: head.uri,
-            authorization: authorization.isEmpty ? nil : authorization.count == 1 ? authorization[0] : "",
-            header: { name in Self.joined(head.headers[name.rawName]) })
+        guard
+            case .claimed(let claim) = claim(
+                isHead: head.method == .HEAD, keepAlive: head.isKeepAlive, uri: head.uri,
+                authorization: authorization.isEmpty ? nil : authorization.count == 1 ? authorization[0] : "",
+                header: { name in Self.joined(head.headers[name.rawName]) })
+        else { return nil }
+        return claim
+    }
+
+    enum Decision {
+        case claimed(Claim)
+        /// The router's: it answers exactly as it would have.
+        case unclaimed
+        /// Authenticated, but the recording's row is not in the row cache (or not visible, or its
+        /// file does not open): a lookup off the event loop (`RecordingService.cachedFind`) may
+        /// let it be claimed after all.
+        case notCached(id: String, principal: Principal)
     }
 
     /// The decision for a GET (or HEAD) of `uri`, whichever way it was read (`RawAudioFastPath`
     /// reads the bytes itself): `authorization` is the one Authorization field's value (nil:
     /// none), `header` gives the conditional and range fields as HTTPFields would.
-    func claim(isHead: Bool, keepAlive: Bool, uri: String, authorization: String?, header: (HTTPField.Name) -> String?) -> Claim? {
+    func claim(isHead: Bool, keepAlive: Bool, uri: String, authorization: String?, header: (HTTPField.Name) -> String?) -> Decision {
         let id: String
         let principal: Principal
         if let (path, signedID, exp, sig) = Self.signedOpus(uri) {
-            guard routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: routes.auth.now()) else { return nil }
+            guard routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: routes.auth.now()) else { return .unclaimed }
             id = signedID
             principal = .signedURL
         } else if let plainID = Self.plainOpus(uri) {
             guard let authorization, let claims = routes.auth.cachedBearer(authorization), RecordingRoutes.mediaRoles.contains(claims.role)
-            else { return nil }
+            else { return .unclaimed }
             id = plainID
             principal = .token(claims)
         } else {
-            return nil
+            return .unclaimed
         }
-        guard let (audio, file) = routes.openedAudio(id, principal) else { return nil }
+        guard let (audio, file) = routes.openedAudio(id, principal) else { return .notCached(id: id, principal: principal) }
         let ask = AudioAsk(isHead: isHead, header: header)
         let plan = AudioResponder.plan(
             ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: StoredAudio.opusType)
         var decrypted: ByteBuffer?
         switch plan {
-        case .multipart: return nil
+        case .multipart: return .unclaimed
         case .partial(let r, _) where file.sealed != nil && !ask.isHead:
-            guard let d = decrypt(file, r.lowerBound..<(r.upperBound + 1)) else { return nil }
+            guard let d = decrypt(file, r.lowerBound..<(r.upperBound + 1)) else { return .unclaimed }
             decrypted = d
         case .whole(let size, _) where file.sealed != nil && !ask.isHead && size > 0:
-            guard let d = decrypt(file, 0..<size) else { return nil }
+            guard let d = decrypt(file, 0..<size) else { return .unclaimed }
             decrypted = d
         default: break
         }
-        return Claim(
+        return .claimed(Claim(
             isHead: isHead, keepAlive: keepAlive, range: ask.range, id: id, principal: principal, audio: audio, plan: plan, file: file,
-            decrypted: decrypted, started: DispatchTime.now().uptimeNanoseconds)
+            decrypted: decrypted, started: DispatchTime.now().uptimeNanoseconds))
     }
 
     /// A sealed file's range, up to 1 MiB, decrypted and authenticated now, before anything is

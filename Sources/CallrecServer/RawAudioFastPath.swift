@@ -49,6 +49,11 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var quiesce: Any?
     private var quiescing = false
     private var closing = false
+    /// A row is being looked up for the request at the front of `pending`.
+    private var lookingUp = false
+    /// That request has been looked up once already (a second miss hands it to the router).
+    private var lookedUp = false
+    private var outsideRead = false
 
     init(fastPath: AudioFastPath, timeouts: ConnectionTimeouts?) {
         self.fastPath = fastPath
@@ -63,10 +68,19 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         if closing { return }
         var buffer = unwrapInboundIn(data)
         if var before = pending {
-            pending = nil
             before.writeBuffer(&buffer)
-            buffer = before
+            pending = before
+        } else {
+            pending = buffer
         }
+        if !lookingUp { process(context) }
+    }
+
+    /// Answers the whole request heads at the front of `pending`, in order, until one is not
+    /// claimed (handed off with everything after it) or not whole yet (kept).
+    private func process(_ context: ChannelHandlerContext) {
+        guard var buffer = pending else { return }
+        pending = nil
         while buffer.readableBytes > 0 {
             guard !quiescing, writing < AudioFastPath.maxWriting, context.channel.isWritable else {
                 return handOff(buffer, context: context)
@@ -74,27 +88,59 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             switch RawRequestHead.parse(buffer.readableBytesView) {
             case .incomplete:
                 pending = buffer
+                // Part of the next request is here: its head must arrive within the header timeout.
+                timeouts?.bytesRead(context)
                 return
             case .unclaimable:
                 return handOff(buffer, context: context)
             case .complete(let head):
-                guard
-                    let claim = fastPath.claim(
-                        isHead: head.isHead, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization,
-                        header: head.field)
-                else { return handOff(buffer, context: context) }
-                buffer.moveReaderIndex(forwardBy: head.length)
-                timeouts?.headRead(context)
-                answer(claim, context: context)
-                timeouts?.responseEnded(context)
-                if !claim.keepAlive {
-                    closing = true
+                switch fastPath.claim(
+                    isHead: head.isHead, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization, header: head.field)
+                {
+                case .unclaimed:
+                    return handOff(buffer, context: context)
+                case .notCached(let id, let principal):
+                    // The row cache keeps a row 1 s: each connection would fall to the router
+                    // within a second. Instead the row is looked up off the event loop (as the
+                    // router would) and the request decided again, once.
+                    if lookedUp { return handOff(buffer, context: context) }
+                    pending = buffer
+                    lookUp(id, principal, context: context)
                     return
+                case .claimed(let claim):
+                    lookedUp = false
+                    buffer.moveReaderIndex(forwardBy: head.length)
+                    timeouts?.headRead(context)
+                    answer(claim, context: context)
+                    timeouts?.responseEnded(context)
+                    if !claim.keepAlive {
+                        closing = true
+                        return
+                    }
                 }
             }
         }
-        // Part of the next request is here: its head must arrive within the header timeout.
-        if pending != nil { timeouts?.bytesRead(context) }
+    }
+
+    /// Fills the row cache for `id` on a task of its own, then decides the waiting request again;
+    /// bytes read meanwhile wait behind it in `pending`.
+    private func lookUp(_ id: String, _ principal: Principal, context: ChannelHandlerContext) {
+        lookingUp = true
+        lookedUp = true
+        let service = fastPath.routes.service
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        Task {
+            _ = try? await service.cachedFind(id, for: principal)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.lookingUp = false
+                guard context.channel.isActive, !handler.handedOff, !handler.closing else { return }
+                handler.outsideRead = true
+                handler.process(context)
+                handler.outsideRead = false
+            }
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -107,6 +153,9 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         handedOff = true
         pending = nil
         if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+        // After a lookup, outside a read: what went on to the codec is delivered at a read's end
+        // (before this handler leaves, or the event would go nowhere).
+        if outsideRead { context.fireChannelReadComplete() }
         leaveIfDone(context)
     }
 
@@ -131,6 +180,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         pending = nil
+        closing = true
         context.fireChannelInactive()
     }
 

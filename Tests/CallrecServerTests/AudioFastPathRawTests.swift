@@ -192,6 +192,32 @@ struct AudioFastPathRawTests {
         }
     }
 
+    /// The row cache keeps a row 1 s: a miss is looked up off the event loop and the request
+    /// answered here, so a connection does not fall to the router every second (it did: the first
+    /// A/B showed the raw path answering almost nothing after the first second).
+    @Test func aRowCacheMissStaysOnTheRawPath() async throws {
+        let h = try await Harness()
+        try h.add("speech.wav", as: Self.id)
+        let signed = h.signed(Self.path)
+        let request = "GET \(signed) HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
+        FastPathMode.set(.raw, data: h.data.root)
+        defer { FastPathMode.set(nil, data: h.data.root) }
+        try await h.test { client in
+            let port = try #require(client.port)
+            let c = try HTTPWire(port: port)
+            let before = AudioFastPath.rawAnswers(data: h.data.root)
+            let first = try c.exchange(request, isHead: false)  // never looked up: a miss
+            try await Task.sleep(for: .milliseconds(1_300))  // past the row cache's second
+            let second = try c.exchange(request, isHead: false)
+            #expect(AudioFastPath.rawAnswers(data: h.data.root) == before + 2)
+            #expect(Self.withoutDate(first) == Self.withoutDate(second) && first.hasPrefix("HTTP/1.1 206 "))
+            // A recording that does not exist: looked up once, then the router's 404, as ever.
+            let missing = try c.exchange("GET \(h.signed("/recordings/1732467600.99.opus")) HTTP/1.1\r\nHost: x\r\n\r\n", isHead: false)
+            #expect(missing.hasPrefix("HTTP/1.1 404 "))
+            #expect(AudioFastPath.rawAnswers(data: h.data.root) == before + 2)
+        }
+    }
+
     static func field(_ name: String, _ answer: String) -> String? {
         answer.components(separatedBy: "\r\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) }
     }
