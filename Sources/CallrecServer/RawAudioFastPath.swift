@@ -54,6 +54,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// That request has been looked up once already (a second miss hands it to the router).
     private var lookedUp = false
     private var outsideRead = false
+    private var readHeld = false
 
     init(fastPath: AudioFastPath, timeouts: ConnectionTimeouts?) {
         self.fastPath = fastPath
@@ -135,12 +136,25 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             loop.execute {
                 let (handler, context) = bound.value
                 handler.lookingUp = false
+                if handler.readHeld {
+                    handler.readHeld = false
+                    context.read()
+                }
                 guard context.channel.isActive, !handler.handedOff, !handler.closing else { return }
                 handler.outsideRead = true
                 handler.process(context)
                 handler.outsideRead = false
             }
         }
+    }
+
+    /// While a row is looked up, nothing more is read (backpressure: bytes wait in the socket).
+    func read(context: ChannelHandlerContext) {
+        if lookingUp {
+            readHeld = true
+            return
+        }
+        context.read()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
