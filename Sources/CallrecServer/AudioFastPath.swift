@@ -45,8 +45,8 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// `/metrics` shows one series for both paths.
     static let route = RecordingRoutes.recordingPath.description
 
-    private let routes: RecordingRoutes
-    private let serverName: String
+    let routes: RecordingRoutes
+    let serverName: String
     /// Requests handed to the router whose response has not ended yet.
     private var routerOwes = 0
     /// The parts of the request being read go to the router.
@@ -65,7 +65,10 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     static let maxWriting = 8
 
     struct Claim {
-        let head: HTTPRequestHead
+        let isHead: Bool
+        let keepAlive: Bool
+        /// The Range field as the router reads it (audited).
+        let range: String?
         let id: String
         let principal: Principal
         let audio: StoredAudio
@@ -152,39 +155,62 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             !head.headers.contains(name: "content-length") || head.headers["content-length"] == ["0"],
             !head.headers.contains(name: "transfer-encoding")
         else { return nil }
+        let authorization = head.headers["authorization"]
+        guard
+            case .claimed(let claim) = claim(
+                isHead: head.method == .HEAD, keepAlive: head.isKeepAlive, uri: head.uri,
+                authorization: authorization.isEmpty ? nil : authorization.count == 1 ? authorization[0] : "",
+                header: { name in Self.joined(head.headers[name.rawName]) })
+        else { return nil }
+        return claim
+    }
+
+    enum Decision {
+        case claimed(Claim)
+        /// The router's: it answers exactly as it would have.
+        case unclaimed
+        /// Authenticated, but the recording's row is not in the row cache (or not visible, or its
+        /// file does not open): a lookup off the event loop (`RecordingService.cachedFind`) may
+        /// let it be claimed after all.
+        case notCached(id: String, principal: Principal)
+    }
+
+    /// The decision for a GET (or HEAD) of `uri`, whichever way it was read (`RawAudioFastPath`
+    /// reads the bytes itself): `authorization` is the one Authorization field's value (nil:
+    /// none), `header` gives the conditional and range fields as HTTPFields would.
+    func claim(isHead: Bool, keepAlive: Bool, uri: String, authorization: String?, header: (HTTPField.Name) -> String?) -> Decision {
         let id: String
         let principal: Principal
-        if let (path, signedID, exp, sig) = Self.signedOpus(head.uri) {
-            guard routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: routes.auth.now()) else { return nil }
+        if let (path, signedID, exp, sig) = Self.signedOpus(uri) {
+            guard routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: routes.auth.now()) else { return .unclaimed }
             id = signedID
             principal = .signedURL
-        } else if let plainID = Self.plainOpus(head.uri) {
-            let authorization = head.headers["authorization"]
-            guard authorization.count == 1, let claims = routes.auth.cachedBearer(authorization[0]), RecordingRoutes.mediaRoles.contains(claims.role)
-            else { return nil }
+        } else if let plainID = Self.plainOpus(uri) {
+            guard let authorization, let claims = routes.auth.cachedBearer(authorization), RecordingRoutes.mediaRoles.contains(claims.role)
+            else { return .unclaimed }
             id = plainID
             principal = .token(claims)
         } else {
-            return nil
+            return .unclaimed
         }
-        guard let (audio, file) = routes.openedAudio(id, principal) else { return nil }
-        let ask = AudioAsk(isHead: head.method == .HEAD) { name in Self.joined(head.headers[name.rawName]) }
+        guard let (audio, file) = routes.openedAudio(id, principal) else { return .notCached(id: id, principal: principal) }
+        let ask = AudioAsk(isHead: isHead, header: header)
         let plan = AudioResponder.plan(
             ask, size: audio.size, etag: audio.opusETag, lastModified: audio.modified, contentType: StoredAudio.opusType)
         var decrypted: ByteBuffer?
         switch plan {
-        case .multipart: return nil
+        case .multipart: return .unclaimed
         case .partial(let r, _) where file.sealed != nil && !ask.isHead:
-            guard let d = decrypt(file, r.lowerBound..<(r.upperBound + 1)) else { return nil }
+            guard let d = decrypt(file, r.lowerBound..<(r.upperBound + 1)) else { return .unclaimed }
             decrypted = d
         case .whole(let size, _) where file.sealed != nil && !ask.isHead && size > 0:
-            guard let d = decrypt(file, 0..<size) else { return nil }
+            guard let d = decrypt(file, 0..<size) else { return .unclaimed }
             decrypted = d
         default: break
         }
-        return Claim(
-            head: head, id: id, principal: principal, audio: audio, plan: plan, file: file, decrypted: decrypted,
-            started: DispatchTime.now().uptimeNanoseconds)
+        return .claimed(Claim(
+            isHead: isHead, keepAlive: keepAlive, range: ask.range, id: id, principal: principal, audio: audio, plan: plan, file: file,
+            decrypted: decrypted, started: DispatchTime.now().uptimeNanoseconds))
     }
 
     /// A sealed file's range, up to 1 MiB, decrypted and authenticated now, before anything is
@@ -258,15 +284,22 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: answering
 
-    private func answer(_ claim: Claim, context: ChannelHandlerContext) {
-        let isHead = claim.head.method == .HEAD
+    /// What a claimed request is answered: status, fields (the plan's, then Date, Server and
+    /// Connection as the router's encoder writes them), and body.
+    struct Prepared {
+        let status: HTTPResponseStatus
+        var fields: HTTPFields
+        var body: IOData?
+        var handle: NIOFileHandle?
+    }
+
+    /// The answer to `claim`, its side effects done: audited (GET), counted, active meter raised.
+    func prepare(_ claim: Claim, client: SocketAddress?) -> Prepared {
+        let isHead = claim.isHead
         answeredHere.withLockedValue { $0 += 1 }
         if !isHead {
-            routes.recordAudio(
-                claim.principal, wav: false, claim.id, range: Self.joined(claim.head.headers["range"]),
-                client: context.channel.remoteAddress?.ipAddress)
+            routes.recordAudio(claim.principal, wav: false, claim.id, range: claim.range, client: client?.ipAddress)
         }
-        var headers = HTTPHeaders()
         var body: IOData?
         var handle: NIOFileHandle?
         var fields: HTTPFields
@@ -296,32 +329,39 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             fields = f  // not claimed; kept for exhaustiveness
         }
         if case .preconditionFailed = claim.plan { fields[.contentLength] = "0" }  // as the router's empty body
-        headers.reserveCapacity(fields.count + 3)
-        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
+        (isHead ? activeHead : activeGet).increment()
+        return Prepared(status: HTTPResponseStatus(statusCode: claim.plan.status.code), fields: fields, body: body, handle: handle)
+    }
+
+    /// A prepared answer has been written (or failed): the file released, the request measured.
+    func finished(_ claim: Claim, _ prepared: Prepared) {
+        if let handle = prepared.handle { OpenAudio.release(handle) }
+        withExtendedLifetime(claim.file) {}
+        meters(isHead: claim.isHead, status: prepared.status.code).record(since: claim.started)
+        (claim.isHead ? activeHead : activeGet).decrement()
+    }
+
+    private func answer(_ claim: Claim, context: ChannelHandlerContext) {
+        let prepared = prepare(claim, client: context.channel.remoteAddress)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(prepared.fields.count + 3)
+        for field in prepared.fields { headers.add(name: field.name.rawName, value: field.value) }
         headers.add(name: "Date", value: HTTPDateCache.now())
         headers.add(name: "Server", value: serverName)
-        let keepAlive = claim.head.isKeepAlive
+        let keepAlive = claim.keepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        let status = HTTPResponseStatus(statusCode: claim.plan.status.code)
         // Head and body in one send: corked, the head waits for the body's first bytes instead of
         // leaving in a segment of its own (two sends per response were a third of the profile).
-        let cork = body != nil && Self.corks ? context.channel.syncOptions : nil
+        let cork = prepared.body != nil && Self.corks ? context.channel.syncOptions : nil
         try? cork?.setOption(Self.tcpCork, value: 1)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: prepared.status, headers: headers))), promise: nil)
+        if let body = prepared.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         writing += 1
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         try? cork?.setOption(Self.tcpCork, value: 0)
-        let file = claim.file
-        let started = claim.started
-        let active = isHead ? activeHead : activeGet
-        active.increment()
         done.futureResult.assumeIsolated().whenComplete { [self] result in
-            if let handle { OpenAudio.release(handle) }
-            withExtendedLifetime(file) {}
-            meters(isHead: isHead, status: status.code).record(since: started)
-            active.decrement()
+            finished(claim, prepared)
             writing -= 1
             if !keepAlive || (try? result.get()) == nil {
                 context.close(promise: nil)
@@ -342,6 +382,10 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// its own, so tests running side by side do not count each other's).
     private static let answered = NIOLockedValueBox<[String: NIOLockedValueBox<Int>]>([:])
     static func answers(data root: String) -> Int { counter(data: root).withLockedValue { $0 } }
+    /// Of those, the ones `RawAudioFastPath` answered.
+    static func rawAnswers(data root: String) -> Int { counter(data: root + " raw").withLockedValue { $0 } }
+    var dataRoot: String { routes.service.catalog.data.root }
+    lazy var rawAnsweredHere = Self.counter(data: dataRoot + " raw")
     static func counter(data root: String) -> NIOLockedValueBox<Int> {
         answered.withLockedValue { all in
             if let c = all[root] { return c }
@@ -412,6 +456,20 @@ enum HTTPDateCache {
     }
 }
 
+/// Where the audio fast path reads requests (`CALLREC_FAST_PATH`): `raw` from the socket's bytes
+/// (`RawAudioFastPath`) and behind the codec for what that does not claim, `http` behind the
+/// codec only (`AudioFastPath`), `off` every request through the router (for measuring:
+/// scripts/bench-serve).
+enum FastPathMode: String {
+    case raw, http, off
+    static let current = ProcessInfo.processInfo.environment["CALLREC_FAST_PATH"].flatMap(FastPathMode.init(rawValue:)) ?? .raw
+
+    /// Tests compare the modes on one data directory (servers started afterwards on it use `mode`).
+    private static let overrides = NIOLockedValueBox<[String: FastPathMode]>([:])
+    static func set(_ mode: FastPathMode?, data root: String) { overrides.withLockedValue { $0[root] = mode } }
+    static func mode(data root: String) -> FastPathMode { overrides.withLockedValue { $0.isEmpty ? current : $0[root] ?? current } }
+}
+
 /// Hummingbird's HTTP/1 server with `AudioFastPath` in front of its codec, behind the connection
 /// cap and timeouts of `ConnectionGuard`.
 struct CallrecHTTP1Channel: ServerChildChannel {
@@ -433,10 +491,14 @@ struct CallrecHTTP1Channel: ServerChildChannel {
             }
             let codec = try ops.handler(type: HTTP1ToHTTPServerCodec.self)
             let timeouts = ConnectionTimeouts(counter.limits, counter: counter)
-            try ops.addHandler(timeouts.bytes, position: .first)
+            let bytes = timeouts.bytes
+            try ops.addHandler(bytes, position: .first)
             try ops.addHandler(timeouts.parts, position: .before(codec))
-            if let handler = fastPath() {
+            if let handler = fastPath(), case let mode = FastPathMode.mode(data: handler.dataRoot), mode != .off {
                 try ops.addHandler(handler, position: .before(codec))
+                if mode == .raw {
+                    try ops.addHandler(RawAudioFastPath(fastPath: handler, timeouts: timeouts), position: .after(bytes))
+                }
                 // A 64 KiB range plus its head is past NIO's default high-water mark (64 KiB): each
                 // response flipped the channel unwritable and back, waking Hummingbird's writer
                 // (5% of a range under wrk). The fast path keeps its own bound (`maxWriting`).

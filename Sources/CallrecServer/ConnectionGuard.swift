@@ -198,20 +198,20 @@ final class ConnectionTimeouts {
         counter?.setIdle(context.channel, true)
     }
 
-    fileprivate func bytesRead(_ context: ChannelHandlerContext) {
+    func bytesRead(_ context: ChannelHandlerContext) {
         guard inFlight == 0, !partial else { return }
         partial = true
         arm(context, limits.headerTimeout)
     }
 
-    fileprivate func headRead(_ context: ChannelHandlerContext) {
+    func headRead(_ context: ChannelHandlerContext) {
         partial = false
         inFlight += 1
         disarm()
         if inFlight == 1 { counter?.setIdle(context.channel, false) }
     }
 
-    fileprivate func responseEnded(_ context: ChannelHandlerContext) {
+    func responseEnded(_ context: ChannelHandlerContext) {
         inFlight = max(0, inFlight - 1)
         if inFlight == 0 {
             arm(context, partial ? limits.headerTimeout : limits.idleTimeout)
