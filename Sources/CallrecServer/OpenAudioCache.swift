@@ -65,12 +65,36 @@ struct FileIdentity: Equatable {
 /// Ranges of a sealed file's plaintext, decrypted on the calling thread from a descriptor kept
 /// open: the header was authenticated once, when the file was opened; each segment a range covers
 /// is read and authenticated before any of its bytes is returned (a damaged one throws, and
-/// nothing of it is returned). Thread-safe: no state but the immutable context.
+/// nothing of it is returned). Thread-safe: the context is immutable, and the last segments
+/// opened are kept (`recent`) behind a lock.
+///
+/// Why keep them: a range that does not start on a segment boundary covers two segments, and a
+/// player's next range starts where its last one ended, so without them every boundary segment
+/// was read and authenticated twice (AES-GCM was most of a sealed range's cost). They are the
+/// plaintext of segments that authenticated, held in memory only as long as the open file itself:
+/// the entry, and with it these, is dropped on any change to the file (its identity is compared
+/// on every request) and on every catalog change to the recording, crypto-shredding included.
 struct SealedRanges: Sendable {
     let context: SealContext
     /// Plaintext bytes.
     let size: Int
     let segments: Int
+    /// The last `Recent.capacity` segments opened, newest last.
+    let recent = Recent()
+
+    final class Recent: @unchecked Sendable {
+        static let capacity = 2
+        private let lock = NIOLock()
+        private var items: [(index: Int, plain: Data)] = []
+        func get(_ i: Int) -> Data? { lock.withLock { items.first { $0.index == i }?.plain } }
+        func put(_ i: Int, _ plain: Data) {
+            lock.withLock {
+                items.removeAll { $0.index == i }
+                if items.count == Self.capacity { items.removeFirst() }
+                items.append((i, plain))
+            }
+        }
+    }
 
     /// The sealed file behind `fd`, when its data key is in memory (never a key store read: for
     /// an event loop); nil otherwise, or when the header does not authenticate or the size is not
@@ -91,6 +115,14 @@ struct SealedRanges: Sendable {
         var at = range.lowerBound
         while at < range.upperBound {
             let i = at / SealFormat.segmentSize
+            let from = at - i * SealFormat.segmentSize
+            if let plain = recent.get(i) {
+                let n = min(range.upperBound - at, plain.count - from)
+                guard n > 0 else { throw SealError(.truncated, "\(path): segment \(i) is short") }
+                _ = plain.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[from..<(from + n)])) }
+                at += n
+                continue
+            }
             let last = i == segments - 1
             let start = SealFormat.headerSize + i * SealFormat.sealedSegmentSize
             let length = last ? SealFormat.sealedSize(plaintextSize: size) - start : SealFormat.sealedSegmentSize
@@ -105,7 +137,7 @@ struct SealedRanges: Sendable {
             let plain = try scratch.withUnsafeBytes {
                 try context.open(UnsafeRawBufferPointer(rebasing: $0[0..<length]), index: i, last: last, name: path)
             }
-            let from = at - i * SealFormat.segmentSize
+            recent.put(i, plain)
             let n = min(range.upperBound - at, plain.count - from)
             guard n > 0 else { throw SealError(.truncated, "\(path): segment \(i) is short") }
             _ = plain.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[from..<(from + n)])) }
