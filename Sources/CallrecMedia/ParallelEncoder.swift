@@ -21,8 +21,11 @@ struct PieceOptions: Sendable, Equatable {
     /// start. 1 s: a two-channel encoder still leaves an artefact after 0.5 s of a steady tone
     /// (its stereo prediction settles slowly), none after 1 s (ParallelEncodeTests).
     var primingFrames: Int = 50
-    /// A piece holds at most this much PCM (48 kHz stereo gets shorter pieces: memory stays flat).
-    var maxPieceBytes: Int = 2 << 20
+    /// A piece holds at most this much PCM, so memory stays flat whatever the format: 8 kHz mono
+    /// keeps 30 s pieces, 8 kHz stereo gets 16 s ones, 48 kHz stereo 2.7 s ones. (At 2 MiB the
+    /// stereo ingest of a 2-hour call as two legs peaked at 67.7–69.1 MiB against the 64 MiB
+    /// target, ~5 MiB over the serial encode's, with up to `threads` + 3 pieces held at once.)
+    var maxPieceBytes: Int = 512 << 10
 }
 
 /// Encodes a long call on several threads and muxes the result into one continuous Ogg Opus
