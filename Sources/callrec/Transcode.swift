@@ -8,7 +8,9 @@ struct Transcode: AsyncParsableCommand {
         discussion: """
             IN is any recording MixMonitor writes (wav, wav16, WAV, gsm, ulaw/alaw and their alias \
             extensions, sln*), or any PCM WAV. Encoder settings come from CALLREC_OPUS_BITRATE \
-            (default 16000) and CALLREC_OPUS_COMPLEXITY (default \(EncoderOptions.defaultComplexity)); a .raw \
+            (default 16000) and CALLREC_OPUS_COMPLEXITY (default \(EncoderOptions.defaultComplexity)); a call \
+            longer than about 35 s is encoded in pieces on CALLREC_OPUS_THREADS threads (default: the cores, \
+            at most 4; 1 for one encoder), joined into one continuous stream of the same length; a .raw \
             file is mono unless CALLREC_RAW_CHANNELS=2 (MixMonitor's D option: interleaved stereo).
             """)
 
