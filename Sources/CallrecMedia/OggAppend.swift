@@ -168,22 +168,7 @@ final class OggOpusAppender {
 
     /// Interleaved samples at the encoder rate, for the encoder: the priming, then the new part.
     func write(_ samples: UnsafeBufferPointer<Int16>) throws {
-        let perFrame = frameSize * channels
-        var i = 0
-        while i < samples.count {
-            if pending.isEmpty && samples.count - i >= perFrame {
-                try encodeFrame(samples.baseAddress! + i)
-                i += perFrame
-            } else {
-                let n = min(perFrame - pending.count, samples.count - i)
-                pending.append(contentsOf: UnsafeBufferPointer(rebasing: samples[i..<i + n]))
-                i += n
-                if pending.count == perFrame {
-                    try pending.withUnsafeBufferPointer { try encodeFrame($0.baseAddress!) }
-                    pending.removeAll(keepingCapacity: true)
-                }
-            }
-        }
+        try OggOpusWriter.frames(of: samples, perFrame: frameSize * channels, pending: &pending) { try encodeFrame($0) }
     }
 
     /// Pads with zeros until the stream covers `samples` (after pre-skip, at the encoder rate),
@@ -351,19 +336,7 @@ extension Transcoder {
             }
         }
         queue.push(priming)
-        do {
-            while true {
-                var block = [Int16](repeating: 0, count: Self.blockFrames * info.channels)
-                let n = try block.withUnsafeMutableBufferPointer { try source.read(into: $0.baseAddress!, frames: Self.blockFrames) }
-                if n == 0 { break }
-                if n < Self.blockFrames { block.removeLast((Self.blockFrames - n) * info.channels) }
-                block.withUnsafeBufferPointer { analyzer.consume($0) }
-                guard queue.push(block) else { break }
-            }
-            queue.finish()
-        } catch {
-            queue.fail(error)
-        }
+        Self.pump(source, channels: info.channels, measuring: &analyzer, into: queue)
         let encodeResult = Result { try encoding.join() }
         if let failure = queue.failure { throw failure }
         try encodeResult.get()

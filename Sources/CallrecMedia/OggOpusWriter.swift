@@ -151,20 +151,27 @@ final class OggOpusWriter {
 
     /// Encodes interleaved samples at the encoder's rate.
     func write(_ samples: UnsafeBufferPointer<Int16>) throws {
-        var i = 0
-        let perFrame = frameSize * channels
         samplesIn += samples.count / channels
-        // Whole frames straight from the caller's buffer when nothing is pending.
+        try Self.frames(of: samples, perFrame: frameSize * channels, pending: &pending) { try encodeFrame($0) }
+    }
+
+    /// Cuts interleaved samples into whole frames of `perFrame` values for `encode`: straight from
+    /// the caller's buffer while nothing is pending, the rest through `pending` (which keeps a
+    /// partial frame for the next call). Shared by this writer and `OggOpusAppender`.
+    static func frames(
+        of samples: UnsafeBufferPointer<Int16>, perFrame: Int, pending: inout [Int16], _ encode: (UnsafePointer<Int16>) throws -> Void
+    ) rethrows {
+        var i = 0
         while i < samples.count {
             if pending.isEmpty && samples.count - i >= perFrame {
-                try encodeFrame(samples.baseAddress! + i)
+                try encode(samples.baseAddress! + i)
                 i += perFrame
             } else {
                 let n = min(perFrame - pending.count, samples.count - i)
                 pending.append(contentsOf: UnsafeBufferPointer(rebasing: samples[i..<i + n]))
                 i += n
                 if pending.count == perFrame {
-                    try pending.withUnsafeBufferPointer { try encodeFrame($0.baseAddress!) }
+                    try pending.withUnsafeBufferPointer { try encode($0.baseAddress!) }
                     pending.removeAll(keepingCapacity: true)
                 }
             }

@@ -130,6 +130,25 @@ public struct Transcoder: Sendable {
             previous: previous, sourceFramesRead: { source.framesRead })
     }
 
+    /// Reads `reader` to its end in blocks, measures each block and hands it to the encoding
+    /// thread's queue; the queue ends with the input, or fails with a read error (the encoding
+    /// thread stops either way). Stops early when the encoding thread has failed the queue.
+    static func pump(_ reader: any PCMReader, channels: Int, measuring analyzer: inout Analyzer, into queue: BoundedQueue<[Int16]>) {
+        do {
+            while true {
+                var block = [Int16](repeating: 0, count: blockFrames * channels)
+                let n = try block.withUnsafeMutableBufferPointer { try reader.read(into: $0.baseAddress!, frames: blockFrames) }
+                if n == 0 { break }
+                if n < blockFrames { block.removeLast((blockFrames - n) * channels) }
+                block.withUnsafeBufferPointer { analyzer.consume($0) }
+                guard queue.push(block) else { break }
+            }
+            queue.finish()
+        } catch {
+            queue.fail(error)
+        }
+    }
+
     /// The pipeline over any reader. `sources`: the SHA-256s to tag when known now (legs); else
     /// `hashing` gives the one source's at the end (its tag is patched in place).
     func run(
@@ -202,19 +221,7 @@ public struct Transcoder: Sendable {
 
         // Decoding and measuring, here.
         var analyzer = Analyzer(sampleRate: info.sampleRate, channels: info.channels, options: analysis)
-        do {
-            while true {
-                var block = [Int16](repeating: 0, count: Self.blockFrames * info.channels)
-                let n = try block.withUnsafeMutableBufferPointer { try reader.read(into: $0.baseAddress!, frames: Self.blockFrames) }
-                if n == 0 { break }
-                if n < Self.blockFrames { block.removeLast((Self.blockFrames - n) * info.channels) }
-                block.withUnsafeBufferPointer { analyzer.consume($0) }
-                guard queue.push(block) else { break }
-            }
-            queue.finish()
-        } catch {
-            queue.fail(error)
-        }
+        Self.pump(reader, channels: info.channels, measuring: &analyzer, into: queue)
         let encodeResult = Result { try encoding.join() }
         let sourceHash = Result { try hashing?.join() ?? sources?.first ?? "" }
         if let failure = queue.failure { throw failure }
