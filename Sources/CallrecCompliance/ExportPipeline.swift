@@ -196,7 +196,8 @@ final class ExportOutput {
         buffered = 0
     }
 
-    private func put(_ raw: UnsafeRawBufferPointer) throws {
+    /// All of `raw` to `fd` (retrying short writes and EINTR), or an ExportError.
+    static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < raw.count {
             let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
@@ -206,6 +207,10 @@ final class ExportOutput {
             }
             done += n
         }
+    }
+
+    private func put(_ raw: UnsafeRawBufferPointer) throws {
+        try Self.writeAll(fd, raw)
         written += raw.count
         if written - startedTo >= Self.flushEvery { writeBack() }
     }

@@ -14,17 +14,7 @@ final class ZipWriter {
 
     /// Straight to a descriptor (tests; the export writes through ExportOutput).
     convenience init(fd: Int32, date: Date) {
-        self.init(date: date) { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ExportError("cannot write the export: \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
-        }
+        self.init(date: date) { raw in try ExportOutput.writeAll(fd, raw) }
     }
 
     init(date: Date, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) {
