@@ -140,16 +140,7 @@ final class OggOpusAppender {
 
         try packet(headPacket, bos: true, eos: false, granule: 0, number: 0)
         try flushPages(force: true)
-        var tagsPacket = Array("OpusTags".utf8)
-        let vendor = Array(OggOpusWriter.vendor.utf8)
-        tagsPacket.appendLE(UInt32(vendor.count))
-        tagsPacket += vendor
-        tagsPacket.appendLE(UInt32(tags.count))
-        for (k, v) in tags {
-            let c = Array("\(k)=\(v)".utf8)
-            tagsPacket.appendLE(UInt32(c.count))
-            tagsPacket += c
-        }
+        let tagsPacket = OggOpusWriter.tagsPacket(tags)
         try packet(tagsPacket, bos: false, eos: false, granule: 0, number: 1)
         try flushPages(force: true)
     }
@@ -353,15 +344,8 @@ extension Transcoder {
         // above from the stored file (the tap sees each one before it is decoded and copied), and
         // the pages' CRCs show they reached the disk unchanged.
         let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate, decodingFrom: max(0, k - P))
-        guard opus.samples48k == total * per, opus.channels == info.channels else {
-            throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(total * per)")
-        }
-        guard opus.sourceSHA256s == allSources, opus.tags["UNIQUEID"] == tags.uniqueid else {
-            throw MediaError(.verification, "\(output): OpusTags do not read back")
-        }
-        guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
+        try Self.install(temp, as: output, checked: opus, samples48k: total * per, channels: info.channels, sources: allSources, uniqueid: tags.uniqueid)
         keep = true
-        try syncDirectory(parentDirectory(of: output))
 
         var finalTags = tags
         finalTags.startedAt = knownStart

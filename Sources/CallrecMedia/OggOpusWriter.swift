@@ -94,16 +94,7 @@ final class OggOpusWriter {
         try flushPages(force: true)
 
         // §5.2: OpusTags, on its own page(s).
-        var tagsPacket = Array("OpusTags".utf8)
-        let vendor = Array(Self.vendor.utf8)
-        tagsPacket.appendLE(UInt32(vendor.count))
-        tagsPacket += vendor
-        tagsPacket.appendLE(UInt32(tags.count))
-        for (k, v) in tags {
-            let c = Array("\(k)=\(v)".utf8)
-            tagsPacket.appendLE(UInt32(c.count))
-            tagsPacket += c
-        }
+        let tagsPacket = Self.tagsPacket(tags)
         try packet(tagsPacket, bos: false, granule: 0)
         let tagsOffset = output.offset
         var page = ogg_page()
@@ -124,6 +115,21 @@ final class OggOpusWriter {
 
     /// A libopus encoder with callrec's settings, and its lookahead (samples at `rate`). Every
     /// encoder of a recording (the serial one, each piece's) is made here, so they all agree.
+    /// An OpusTags packet (RFC 7845 §5.2): callrec's vendor string and `KEY=value` comments.
+    static func tagsPacket(_ tags: [(String, String)]) -> [UInt8] {
+        var packet = Array("OpusTags".utf8)
+        let vendor = Array(Self.vendor.utf8)
+        packet.appendLE(UInt32(vendor.count))
+        packet += vendor
+        packet.appendLE(UInt32(tags.count))
+        for (k, v) in tags {
+            let c = Array("\(k)=\(v)".utf8)
+            packet.appendLE(UInt32(c.count))
+            packet += c
+        }
+        return packet
+    }
+
     static func makeEncoder(rate: Int, channels: Int, options: EncoderOptions) throws -> (OpaquePointer, Int) {
         var err: Int32 = 0
         guard let enc = opus_encoder_create(Int32(rate), Int32(channels), OPUS_APPLICATION_VOIP, &err), err == OPUS_OK else {

@@ -130,6 +130,23 @@ public struct Transcoder: Sendable {
             previous: previous, sourceFramesRead: { source.framesRead })
     }
 
+    /// The last step of every pipeline: the file read back (`checked`) must hold the samples,
+    /// channels, sources and uniqueid it was written with; then it is renamed into place and its
+    /// folder fsynced.
+    static func install(
+        _ temp: String, as output: String, checked opus: OpusFileInfo, samples48k expected48: Int, channels: Int, sources: [String],
+        uniqueid: String
+    ) throws {
+        guard opus.samples48k == expected48, opus.channels == channels else {
+            throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
+        }
+        guard opus.sourceSHA256s == sources, opus.tags["UNIQUEID"] == uniqueid else {
+            throw MediaError(.verification, "\(output): OpusTags do not read back")
+        }
+        guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
+        try syncDirectory(parentDirectory(of: output))
+    }
+
     /// Reads `reader` to its end in blocks, measures each block and hands it to the encoding
     /// thread's queue; the queue ends with the input, or fails with a read error (the encoding
     /// thread stops either way). Stops early when the encoding thread has failed the queue.
@@ -242,16 +259,8 @@ public struct Transcoder: Sendable {
 
         // Verify: decode the file on disk and compare with what went in.
         let opus = try OpusVerifier.inspect(path: temp, decodeRate: rate, decodeThreads: min(encoder.threads, 2))
-        let expected48 = encoded * (48000 / rate)
-        guard opus.samples48k == expected48, opus.channels == info.channels else {
-            throw MediaError(.verification, "\(output): decodes to \(opus.samples48k) samples at 48 kHz, expected \(expected48)")
-        }
-        guard opus.sourceSHA256s == allSources, opus.tags["UNIQUEID"] == tags.uniqueid else {
-            throw MediaError(.verification, "\(output): OpusTags do not read back")
-        }
-        guard rename(temp, output) == 0 else { throw MediaError.posix("cannot rename into", output) }
+        try Self.install(temp, as: output, checked: opus, samples48k: encoded * (48000 / rate), channels: info.channels, sources: allSources, uniqueid: tags.uniqueid)
         keep = true
-        try syncDirectory(parentDirectory(of: output))
 
         var finalTags = tags
         finalTags.startedAt = startedAt
