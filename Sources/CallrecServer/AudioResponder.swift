@@ -64,10 +64,13 @@ enum AudioPlan: Sendable {
 /// §13–§15), because Hummingbird's FileMiddleware gets suffix ranges, ranges past the end,
 /// If-None-Match lists and If-Range wrong.
 enum AudioResponder {
+    /// Audio may be kept by the browser that fetched it (private: behind a sign-in or a signed URL).
+    static let cacheControl = "private, max-age=3600"
+
     static func plan(_ ask: AudioAsk, size: Int, etag: String, lastModified: Date, contentType: String) -> AudioPlan {
         var headers: HTTPFields = [
             .acceptRanges: "bytes", .eTag: etag, .lastModified: HTTPDate.string(lastModified), .contentType: contentType,
-            .cacheControl: "private, max-age=3600",
+            .cacheControl: cacheControl,
         ]
         let outcome = Preconditions.evaluate(
             ifMatch: ask.ifMatch, ifNoneMatch: ask.ifNoneMatch, ifModifiedSince: ask.ifModifiedSince,

@@ -19,11 +19,14 @@ final class OpenAudio: @unchecked Sendable {
     let sealed: SealedRanges?
     /// Uptime of the last use (for the cache's sweep of unused entries).
     var usedAt: UInt64
+    /// Its directory is watched (`FileChanges`): a change drops the entry, no `stat` per use.
+    let watched: Bool
 
-    init(uniqueid: String, path: String, descriptor: Int32, stat st: stat, sealed: SealedRanges?) {
+    init(uniqueid: String, path: String, descriptor: Int32, stat st: stat, sealed: SealedRanges?, watched: Bool = false) {
         self.uniqueid = uniqueid
         self.path = path
         self.descriptor = descriptor
+        self.watched = watched
         identity = FileIdentity(st)
         stat = st
         self.sealed = sealed
@@ -31,6 +34,23 @@ final class OpenAudio: @unchecked Sendable {
     }
 
     deinit { close(descriptor) }
+
+    /// The answer's fields that do not depend on the range (Accept-Ranges, ETag, Last-Modified,
+    /// Content-Type, Cache-Control, in `AudioResponder.plan`'s order), rendered once per file and
+    /// catalog row (the ETag is the row's: kept with the row's SHA-256 it was rendered for).
+    func fields(_ audio: StoredAudio) -> ByteBuffer {
+        fieldsLock.withLock {
+            if let f = rendered, f.sha256 == audio.row.opusSHA256 { return f.bytes }
+            var b = ByteBuffer()
+            b.writeString(
+                "Accept-Ranges: bytes\r\nETag: \(audio.opusETag)\r\nLast-Modified: \(HTTPDate.string(audio.modified))\r\n"
+                    + "Content-Type: \(StoredAudio.opusType)\r\nCache-Control: \(AudioResponder.cacheControl)\r\n")
+            rendered = (audio.row.opusSHA256, b)
+            return b
+        }
+    }
+    private let fieldsLock = NIOLock()
+    private var rendered: (sha256: String, bytes: ByteBuffer)?
 
     /// A `NIOFileHandle` for one response's `FileRegion` that does not own the descriptor: NIO's
     /// handle is single-user (marked in use during each syscall), so each response gets its own;
@@ -150,15 +170,17 @@ struct SealedRanges: Sendable {
 /// inode). Why: opening, stat-ing, sniffing and closing the file was a fifth of a signed range's
 /// cost under wrk, and a sealed file's header MAC and key derivation were paid per request too.
 ///
-/// Never serves a removed or replaced file: every use checks `stat(path)` against the entry's
-/// device, inode, size and times (a rename over the path, a removal or a change in place by any
-/// process — the CLI's `encrypt`, `delete`, `purge` — shows there), and the recording service
-/// drops a recording's entry on every catalog change to it in this process (ingest and append,
-/// encryption, delete, purge, erasure, quarantine), before the file itself is touched. Bounded:
-/// `capacity` entries (the least recently used leaves first; the descriptors kept back from the
-/// connection cap are 256), and every 10 s a sweep closes entries unused for `idle` and those whose
-/// file has been unlinked (a purge by the CLI while nobody plays): a removed file's space is not
-/// held for long.
+/// Never serves a removed or replaced file: the recording service drops a recording's entry on
+/// every catalog change to it in this process (ingest and append, encryption, delete, purge,
+/// erasure, quarantine), before the file itself is touched; and a change to the path by any
+/// process — a rename over it, a removal, a write or attribute change in place (the CLI's
+/// `encrypt`, `delete`, `purge`) — drops it when the kernel reports it (`FileChanges`, inotify on
+/// the file's directory, watched before the file is opened). Where the directory cannot be
+/// watched, every use compares `stat(path)` with the entry's device, inode, size and times.
+/// Bounded: `capacity` entries (the least recently used leaves first; the descriptors kept back
+/// from the connection cap are 256), and every 10 s a sweep closes entries unused for `idle` and
+/// those whose file has been unlinked (a purge by the CLI while nobody plays): a removed file's
+/// space is not held for long.
 final class OpenAudioCache: @unchecked Sendable {
     private let lock = NIOLock()
     private var entries: [String: OpenAudio] = [:]
@@ -167,9 +189,14 @@ final class OpenAudioCache: @unchecked Sendable {
     let capacity: Int
     let idleNanoseconds: UInt64
 
-    init(capacity: Int = 64, idle: Double = 60) {
+    /// Where changes to the entries' paths come from (nil: `stat` on every use).
+    let changes: FileChanges?
+
+    init(capacity: Int = 64, idle: Double = 60, changes: FileChanges? = FileChanges.shared) {
         self.capacity = capacity
         idleNanoseconds = UInt64(idle * 1e9)
+        self.changes = changes
+        changes?.register(self)
         scheduleSweep()
     }
 
@@ -202,12 +229,23 @@ final class OpenAudioCache: @unchecked Sendable {
     /// else opened now (plaintext, or sealed with its key in memory) and cached. Nil when the
     /// file cannot be opened or its sealed key is not in memory: the router answers.
     func open(_ uniqueid: String, path: String) -> OpenAudio? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        // Watched: any change to the path has dropped the entry already.
+        let hit: OpenAudio? = lock.withLock {
+            guard let e = entries[uniqueid], e.watched, e.path == path else { return nil }
+            e.usedAt = now
+            return e
+        }
+        if let hit { return hit }
+        // Watched before the file is opened and before the epoch is read: a change from here on
+        // is reported, and one reported before the entry is stored keeps it from being stored.
+        let directory = (path as NSString).deletingLastPathComponent
+        let watched = changes?.watch(directory: directory) ?? false
         var st = stat()
         guard stat(path, &st) == 0 else {
             invalidate(uniqueid)
             return nil
         }
-        let now = DispatchTime.now().uptimeNanoseconds
         let (cached, seen): (OpenAudio?, UInt64) = lock.withLock {
             guard let e = entries[uniqueid] else { return (nil, epoch) }
             if e.path == path && e.identity == FileIdentity(st) {
@@ -233,7 +271,7 @@ final class OpenAudioCache: @unchecked Sendable {
                 return nil
             }
         }
-        let entry = OpenAudio(uniqueid: uniqueid, path: path, descriptor: fd, stat: st, sealed: sealed)
+        let entry = OpenAudio(uniqueid: uniqueid, path: path, descriptor: fd, stat: st, sealed: sealed, watched: watched)
         lock.withLock {
             guard seen == epoch else { return }
             if entries.count >= capacity, let oldest = entries.min(by: { $0.value.usedAt < $1.value.usedAt }) {
@@ -242,6 +280,30 @@ final class OpenAudioCache: @unchecked Sendable {
             entries[uniqueid] = entry
         }
         return entry
+    }
+
+    /// Paths changed (`FileChanges`; a path ending in "/" is a directory: everything under it).
+    func changed(_ paths: [String]) {
+        let dropped: [OpenAudio] = lock.withLock {
+            var gone: [OpenAudio] = []
+            for (id, e) in entries where paths.contains(where: { $0.hasSuffix("/") ? e.path.hasPrefix($0) : e.path == $0 }) {
+                gone.append(e)
+                entries[id] = nil
+            }
+            if !gone.isEmpty { epoch &+= 1 }
+            return gone
+        }
+        _ = dropped  // released outside the lock (their deinit closes the descriptors)
+    }
+
+    /// Everything (the kernel's event queue overflowed: some change may be unknown).
+    func invalidateAll() {
+        let dropped: [String: OpenAudio] = lock.withLock {
+            epoch &+= 1
+            defer { entries.removeAll() }
+            return entries
+        }
+        _ = dropped
     }
 
     /// Drops a recording's open file (responses already using it finish with it).
@@ -254,4 +316,5 @@ final class OpenAudioCache: @unchecked Sendable {
     }
 
     var count: Int { lock.withLock { entries.count } }
+    func isOpen(_ uniqueid: String) -> Bool { lock.withLock { entries[uniqueid] != nil } }
 }

@@ -17,7 +17,7 @@ import NIOHTTP1
 /// CRLF line ends (a bare CR or LF, or a line starting with white space — obs-fold — is not
 /// claimed), at most `maxHead` bytes, exactly one Host, no field twice, only fields it reads
 /// (Range, the conditionals, Authorization, Connection: `keep-alive` or `close`) or may ignore
-/// (`ignored`), values of visible ASCII and spaces without trailing white space. Anything else —
+/// (`Known`, from `.userAgent` on), values of visible ASCII and spaces without trailing white space. Anything else —
 /// Content-Length, Transfer-Encoding, Expect, Upgrade, HTTP/1.0, an absolute-form target, a token
 /// not verified before, a recording it cannot answer — is not claimed.
 ///
@@ -96,7 +96,8 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 return handOff(buffer, context: context)
             case .complete(let head):
                 switch fastPath.claim(
-                    isHead: head.isHead, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization, header: head.field)
+                    isHead: head.isHead, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization, simple: true,
+                    header: head.field)
                 {
                 case .unclaimed:
                     return handOff(buffer, context: context)
@@ -199,9 +200,14 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answer(_ claim: AudioFastPath.Claim, context: ChannelHandlerContext) {
-        let prepared = fastPath.prepare(claim, client: context.channel.remoteAddress)
+        let prepared = fastPath.prepare(claim, client: fastPath.client(context))
         fastPath.rawAnsweredHere.withLockedValue { $0 += 1 }
-        let head = Self.head(prepared, serverName: fastPath.serverName, close: !claim.keepAlive, allocator: context.channel.allocator)
+        let head: ByteBuffer
+        if case .simple(let range) = claim.answer {
+            head = Self.simpleHead(claim, range, serverName: fastPath.serverName, close: !claim.keepAlive, allocator: context.channel.allocator)
+        } else {
+            head = Self.head(prepared, serverName: fastPath.serverName, close: !claim.keepAlive, allocator: context.channel.allocator)
+        }
         let cork = prepared.body != nil && AudioFastPath.corks ? context.channel.syncOptions : nil
         try? cork?.setOption(AudioFastPath.tcpCork, value: 1)
         writing += 1
@@ -227,6 +233,40 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 leaveIfDone(context)
             }
         }
+    }
+
+    /// The head of a `.simple` answer, byte for byte as `head` writes the plan's for the same
+    /// request: the status line, the open file's rendered fields (`OpenAudio.fields`), then
+    /// Content-Range and Content-Length, Date, Server, Connection.
+    static func simpleHead(
+        _ claim: AudioFastPath.Claim, _ range: ClosedRange<Int>?, serverName: String, close: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var b = allocator.buffer(capacity: 384)
+        var fixed = claim.file.fields(claim.audio)
+        let size = claim.audio.size
+        if let range {
+            b.writeStaticString("HTTP/1.1 206 Partial Content\r\n")
+            b.writeBuffer(&fixed)
+            b.writeStaticString("Content-Range: bytes ")
+            b.writeString(String(range.lowerBound))
+            b.writeStaticString("-")
+            b.writeString(String(range.upperBound))
+            b.writeStaticString("/")
+            b.writeString(String(size))
+            b.writeStaticString("\r\nContent-Length: ")
+            b.writeString(String(range.count))
+        } else {
+            b.writeStaticString("HTTP/1.1 200 OK\r\n")
+            b.writeBuffer(&fixed)
+            b.writeStaticString("Content-Length: ")
+            b.writeString(String(size))
+        }
+        b.writeStaticString("\r\nDate: ")
+        b.writeString(HTTPDateCache.now())
+        b.writeStaticString("\r\nServer: ")
+        b.writeString(serverName)
+        b.writeStaticString(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        return b
     }
 
     /// The status line and header fields, byte for byte as NIO's HTTPResponseEncoder writes the
@@ -292,11 +332,60 @@ struct RawRequestHead {
         case complete(RawRequestHead)
     }
 
-    /// Fields a plain player request may carry that change nothing in the answer.
-    static let ignored: Set<String> = [
-        "user-agent", "accept", "accept-encoding", "accept-language", "referer", "cache-control", "pragma", "dnt",
-        "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest",
-    ]
+    /// The fields a claimed head may carry: those read, and those a plain player request may
+    /// carry that change nothing in the answer (from `.userAgent` on). Any other is not claimed.
+    enum Known: Int, CaseIterable {
+        case host, range, ifMatch, ifNoneMatch, ifModifiedSince, ifUnmodifiedSince, ifRange, authorization, connection
+        case userAgent, accept, acceptEncoding, acceptLanguage, referer, cacheControl, pragma, dnt, secFetchSite, secFetchMode, secFetchDest
+
+        var name: String {
+            switch self {
+            case .host: return "host"
+            case .range: return "range"
+            case .ifMatch: return "if-match"
+            case .ifNoneMatch: return "if-none-match"
+            case .ifModifiedSince: return "if-modified-since"
+            case .ifUnmodifiedSince: return "if-unmodified-since"
+            case .ifRange: return "if-range"
+            case .authorization: return "authorization"
+            case .connection: return "connection"
+            case .userAgent: return "user-agent"
+            case .accept: return "accept"
+            case .acceptEncoding: return "accept-encoding"
+            case .acceptLanguage: return "accept-language"
+            case .referer: return "referer"
+            case .cacheControl: return "cache-control"
+            case .pragma: return "pragma"
+            case .dnt: return "dnt"
+            case .secFetchSite: return "sec-fetch-site"
+            case .secFetchMode: return "sec-fetch-mode"
+            case .secFetchDest: return "sec-fetch-dest"
+            }
+        }
+
+        private static let names: [(Known, [UInt8])] = allCases.map { ($0, Array($0.name.utf8)) }
+
+        /// The field a name (as sent, any case) is, if it is one of these.
+        static func match(_ name: UnsafeRawBufferPointer) -> Known? {
+            for (k, n) in names where n.count == name.count && equalsLowercased(name, n) { return k }
+            return nil
+        }
+
+        /// ASCII case-insensitive equality with a lowercase text.
+        static func equalsLowercased(_ b: UnsafeRawBufferPointer, _ lower: some Collection<UInt8>) -> Bool {
+            guard b.count == lower.count else { return false }
+            var i = 0
+            for c in lower {
+                let x = b[i]
+                guard (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) == c else { return false }
+                i += 1
+            }
+            return true
+        }
+        static func equalsLowercased(_ b: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+            equalsLowercased(b, UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount))
+        }
+    }
 
     static func parse(_ bytes: ByteBufferView) -> Parsed {
         bytes.withContiguousStorageIfAvailable { parse(UnsafeRawBufferPointer($0)) } ?? .unclaimable
@@ -351,9 +440,10 @@ struct RawRequestHead {
         var head = RawRequestHead(isHead: isHead, target: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<j]), as: UTF8.self))
         guard startsWith(UnsafeRawBufferPointer(rebasing: p[(j + 1)..<end]), "HTTP/1.1\r\n") else { return .unclaimable }
         var line = j + 1 + 10
-        // Header fields, one per line, up to the empty line.
+        // Header fields, one per line, up to the empty line. Names are matched as bytes
+        // (`Known`); only the values read become strings.
         var hosts = 0
-        var seen = Set<String>()
+        var seen: UInt32 = 0
         while line < end - 2 {
             var eol = line
             while p[eol] != 0x0D { eol += 1 }
@@ -365,26 +455,30 @@ struct RawRequestHead {
             while v < eol, p[v] == 0x20 || p[v] == 0x09 { v += 1 }
             guard v < eol, p[eol - 1] != 0x20, p[eol - 1] != 0x09 else { return .unclaimable }  // empty, or trailing white space
             for k in v..<eol where !(p[k] >= 0x20 && p[k] < 0x7F || p[k] == 0x09) { return .unclaimable }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: p[line..<colon]), as: UTF8.self).lowercased()
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: p[v..<eol]), as: UTF8.self)
-            guard seen.insert(name).inserted else { return .unclaimable }
-            switch name {
-            case "host": hosts += 1
-            case "range": head.range = value
-            case "if-match": head.ifMatch = value
-            case "if-none-match": head.ifNoneMatch = value
-            case "if-modified-since": head.ifModifiedSince = value
-            case "if-unmodified-since": head.ifUnmodifiedSince = value
-            case "if-range": head.ifRange = value
-            case "authorization": head.authorization = value
-            case "connection":
-                switch value.lowercased() {
-                case "keep-alive": head.keepAlive = true
-                case "close": head.keepAlive = false
-                default: return .unclaimable
+            guard let known = Known.match(UnsafeRawBufferPointer(rebasing: p[line..<colon])) else { return .unclaimable }
+            let bit: UInt32 = 1 << known.rawValue
+            guard seen & bit == 0 else { return .unclaimable }
+            seen |= bit
+            let value = { String(decoding: UnsafeRawBufferPointer(rebasing: p[v..<eol]), as: UTF8.self) }
+            switch known {
+            case .host: hosts += 1
+            case .range: head.range = value()
+            case .ifMatch: head.ifMatch = value()
+            case .ifNoneMatch: head.ifNoneMatch = value()
+            case .ifModifiedSince: head.ifModifiedSince = value()
+            case .ifUnmodifiedSince: head.ifUnmodifiedSince = value()
+            case .ifRange: head.ifRange = value()
+            case .authorization: head.authorization = value()
+            case .connection:
+                let c = UnsafeRawBufferPointer(rebasing: p[v..<eol])
+                if Known.equalsLowercased(c, "keep-alive") {
+                    head.keepAlive = true
+                } else if Known.equalsLowercased(c, "close") {
+                    head.keepAlive = false
+                } else {
+                    return .unclaimable
                 }
-            default:
-                guard ignored.contains(name) else { return .unclaimable }
+            default: break  // `.userAgent` and after: changes nothing in the answer
             }
             line = eol + 2
         }

@@ -140,7 +140,7 @@ struct RecordingRoutes: Sendable {
             }
         }
         headers[.contentType] = "application/json"
-        headers[.cacheControl] = "private, max-age=3600"
+        headers[.cacheControl] = AudioResponder.cacheControl
         headers[.contentLength] = String(json.count)
         return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: ByteBuffer(bytes: json)))
     }

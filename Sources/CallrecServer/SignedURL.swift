@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import CallrecSupport
 
 /// Signed URLs for `<audio src>`, which cannot send headers: `?exp=<unix seconds>&sig=<sig>`,
@@ -39,12 +40,14 @@ public struct URLSigner: Sendable {
         return .badSignature
     }
 
-    public func verify(path: String, exp: String, sig: String, now: Date) -> Bool {
+    /// `id`: the uniqueid the path names (given by `AudioFastPath`, which then finds this very URL
+    /// again with `verified.lookup` without parsing it or building a key).
+    public func verify(path: String, exp: String, sig: String, now: Date, id: String? = nil) -> Bool {
         guard let expires = Int(exp), expires > Int(now.timeIntervalSince1970), exp == String(expires) else { return false }
-        let key = path + "?" + exp + "&" + sig
+        let key = path + "?exp=" + exp + "&sig=" + sig
         if verified.contains(key) { return true }
         guard check(path: path, expires: expires, sig: sig) else { return false }
-        verified.insert(key)
+        verified.insert(key, id: id, expires: expires)
         return true
     }
 
@@ -60,24 +63,32 @@ public struct URLSigner: Sendable {
     }
 }
 
-/// A bounded set of verified signed URLs (emptied when full: the next request of each simply
-/// verifies again).
+/// A bounded set of verified signed URLs, by their canonical text `<path>?exp=<exp>&sig=<sig>`
+/// (emptied when full: the next request of each simply verifies again), with their `exp` and, when
+/// the verifier knew it, the uniqueid the path names.
 final class VerifiedSignatures: @unchecked Sendable {
-    private let lock = NSLock()
-    private var keys = Set<String>()
+    private let lock = NIOLock()
+    private var keys: [String: (id: String?, expires: Int)] = [:]
     let capacity = 8192
 
     func contains(_ key: String) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return keys.contains(key)
+        lock.withLock { keys[key] != nil }
     }
 
-    func insert(_ key: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        if keys.count >= capacity { keys.removeAll(keepingCapacity: true) }
-        keys.insert(key)
+    /// The uniqueid and `exp` of exactly this URL (a request target in the canonical order),
+    /// verified before by `AudioFastPath`; the caller checks `exp` against its clock.
+    func lookup(_ uri: String) -> (String, Int)? {
+        lock.withLock {
+            guard let v = keys[uri], let id = v.id else { return nil }
+            return (id, v.expires)
+        }
+    }
+
+    func insert(_ key: String, id: String? = nil, expires: Int) {
+        lock.withLock {
+            if keys.count >= capacity { keys.removeAll(keepingCapacity: true) }
+            if id == nil, keys[key]?.id != nil { return }
+            keys[key] = (id, expires)
+        }
     }
 }
-

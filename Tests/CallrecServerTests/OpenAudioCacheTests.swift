@@ -61,17 +61,73 @@ struct OpenAudioCacheTests {
             let temporary = file + ".new"
             try Data(replacement).write(to: URL(fileURLWithPath: temporary))
             #expect(rename(temporary, file) == 0)
-            let after = try await client.execute(uri: h.signed(Self.path), method: .get, headers: [.range: "bytes=0-199"])
+            // The kernel reports it (FileChanges): until this process has read that, a request
+            // may still get the bytes of the file it had open, never anything else; then the new.
+            let after = try await Self.untilChanged(from: before) {
+                try await client.execute(uri: h.signed(Self.path), method: .get, headers: [.range: "bytes=0-199"])
+            }
             #expect(after.status == .partialContent)
-            #expect(after.bytes == Array(replacement[0..<200]), "the old file's bytes were served from a descriptor opened before the rename")
-            #expect(after.bytes != before.bytes)
+            #expect(after.bytes == Array(replacement[0..<200]), "the old file's bytes were still served from a descriptor opened before the rename")
             // Removed.
             #expect(unlink(file) == 0)
-            let gone = try await client.execute(uri: h.signed(Self.path), method: .get, headers: [.range: "bytes=0-199"])
-            #expect(gone.status == .serviceUnavailable, "a removed file's bytes were served from a descriptor opened before")
+            let gone = try await Self.untilChanged(from: after) {
+                try await client.execute(uri: h.signed(Self.path), method: .get, headers: [.range: "bytes=0-199"])
+            }
+            #expect(gone.status == .serviceUnavailable, "a removed file's bytes were still served from a descriptor opened before")
         }
     }
 
+    /// `request` repeated until its answer differs from `before` (each one in between must be
+    /// `before` exactly), for at most 5 s.
+    static func untilChanged(from before: TestResponse, _ request: () async throws -> TestResponse) async throws -> TestResponse {
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            let r = try await request()
+            if r.status != before.status || r.bytes != before.bytes || Date() > deadline { return r }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The cache is told of changes by the kernel: a file renamed over, written in place or
+    /// removed leaves the cache without a `stat` per use; without `FileChanges` (inotify
+    /// unavailable) every use compares `stat(path)` and sees the change at once.
+    @Test func changesToTheFileDropItsEntry() throws {
+        let dir = TempDir()
+        let path = dir.file("a.opus")
+        let changes = try #require(FileChanges.shared, "inotify is available on Linux")
+        for watched in [true, false] {
+            try Data("OggS one".utf8).write(to: URL(fileURLWithPath: path))
+            let cache = OpenAudioCache(changes: watched ? changes : nil)
+            let first = try #require(cache.open("a", path: path))
+            #expect(first.watched == watched)
+            #expect(cache.open("a", path: path) === first)
+            let changesToMake: [(String, () throws -> Void)] = [
+                ("renamed over", {
+                    try Data("OggS two".utf8).write(to: URL(fileURLWithPath: path + ".new"))
+                    #expect(rename(path + ".new", path) == 0)
+                }),
+                ("written in place", {
+                    let fd = open(path, O_WRONLY)
+                    #expect(pwrite(fd, "X", 1, 5) == 1)
+                    close(fd)
+                }),
+                ("removed", { #expect(unlink(path) == 0) }),
+            ]
+            for (what, change) in changesToMake {
+                let held = cache.open("a", path: path)
+                #expect(held != nil, "\(what), watched \(watched)")
+                try change()
+                if watched {
+                    let deadline = Date().addingTimeInterval(5)
+                    while cache.isOpen("a") && Date() < deadline { usleep(1_000) }
+                    #expect(!cache.isOpen("a"), "\(what): the kernel's report did not drop the entry")
+                }
+                let now = cache.open("a", path: path)
+                #expect(now !== held, "\(what), watched \(watched): served from the descriptor opened before")
+                if what == "removed" { #expect(now == nil) }
+            }
+        }
+    }
     /// An append renames the new whole call over the file and commits its new row: the next
     /// request gets the new bytes and ETag.
     @Test func anAppendedRecordingServesItsNewBytesAndETag() async throws {
@@ -165,7 +221,7 @@ struct OpenAudioCacheTests {
         let dir = TempDir()
         let paths = (0..<3).map { dir.file("\($0).opus") }
         for p in paths { try Data("OggS plaintext \(p)".utf8).write(to: URL(fileURLWithPath: p)) }
-        let cache = OpenAudioCache(capacity: 2)
+        let cache = OpenAudioCache(capacity: 2, changes: nil)  // the sweep, not the kernel's report
         let first = try #require(cache.open("a", path: paths[0]))
         _ = cache.open("b", path: paths[1])
         #expect(cache.open("a", path: paths[0]) === first)  // the same descriptor, still valid
