@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// One line of the audit log.
 public struct AuditEntry: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
@@ -34,17 +35,48 @@ public enum HoldError: Error, Equatable, Sendable {
 }
 
 extension Catalog {
-    /// Appends entries in one transaction, through one cached statement: the record encoder and a
-    /// statement built per row were 9% of serving signed ranges, where every request is audited.
+    /// Appends entries in one transaction, `auditRows` per statement, bound through SQLite's C
+    /// API: every range a player asks for is audited, and perf under wrk put the audit writer at
+    /// 4–5% of serve's CPU, a third of it GRDB's argument arrays and value conversions, most of
+    /// the rest SQLite's per-statement work (one statement per row, before).
     public func audit(_ entries: [AuditEntry]) throws {
         try writing { db in
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO audit (at, actor, role, company, action, uniqueid, detail, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            for e in entries {
-                try insert.execute(arguments: [e.at, e.actor, e.role, e.company, e.action, e.uniqueid, e.detail, e.client])
+            var rest = entries[...]
+            while !rest.isEmpty {
+                let rows = rest.count >= Self.auditRows ? Self.auditRows : 1
+                let statement = try db.cachedStatement(sql: Self.auditInsert(rows: rows))
+                let s = statement.sqliteStatement
+                var at: Int32 = 1
+                for e in rest.prefix(rows) {
+                    sqlite3_bind_int64(s, at, e.at)
+                    for text in [e.actor, e.role, e.company, e.action, e.uniqueid, e.detail, e.client] {
+                        at += 1
+                        if var text {
+                            text.withUTF8 { _ = sqlite3_bind_text(s, at, $0.baseAddress, Int32($0.count), Self.transient) }
+                        } else {
+                            sqlite3_bind_null(s, at)
+                        }
+                    }
+                    at += 1
+                }
+                let rc = sqlite3_step(s)
+                sqlite3_reset(s)
+                guard rc == SQLITE_DONE else {
+                    throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                }
+                rest = rest.dropFirst(rows)
             }
         }
     }
+
+    /// Audit rows per INSERT statement (what is left over goes one row per statement).
+    static let auditRows = 32
+    static func auditInsert(rows: Int) -> String {
+        "INSERT INTO audit (at, actor, role, company, action, uniqueid, detail, client) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
+    /// SQLite copies the text before the bind returns.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     /// `audit(_:)` on GRDB's writer queue.
     public func appendAudit(_ entries: [AuditEntry]) async throws {

@@ -337,11 +337,22 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         var fields: HTTPFields
         var body: IOData?
         var handle: NIOFileHandle?
+        /// The bytes of the plaintext file sent (with `regions: false`, `body` is then nil: the
+        /// caller sends them itself, or asks `region(from:)`).
+        var fileRange: Range<Int>?
+
+        /// A `FileRegion` of the file's range from `offset` on (the descriptor lent to NIO until
+        /// `finished`).
+        mutating func region(_ claim: Claim, from offset: Int) -> IOData {
+            let h = claim.file.handle()
+            handle = h
+            return .fileRegion(FileRegion(fileHandle: h, readerIndex: offset, endIndex: fileRange!.upperBound))
+        }
     }
 
     /// The answer to `claim`, its side effects done: audited (GET), counted, active meter raised.
     /// `client`: the connection's peer address (audited).
-    func prepare(_ claim: Claim, client: String?) -> Prepared {
+    func prepare(_ claim: Claim, client: String?, regions: Bool = true) -> Prepared {
         let isHead = claim.isHead
         answeredHere.withLockedValue { $0 += 1 }
         if !isHead {
@@ -373,14 +384,14 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if case .preconditionFailed = plan { fields[.contentLength] = "0" }  // as the router's empty body
         }
+        var fileRange: Range<Int>?
         if let range, !isHead {
-            if let d = claim.decrypted { body = .byteBuffer(d) } else {
-                handle = claim.file.handle()
-                body = .fileRegion(FileRegion(fileHandle: handle!, readerIndex: range.lowerBound, endIndex: range.upperBound))
-            }
+            if let d = claim.decrypted { body = .byteBuffer(d) } else { fileRange = range }
         }
         (isHead ? activeHead : activeGet).increment()
-        return Prepared(status: claim.answer.status, fields: fields, body: body, handle: handle)
+        var prepared = Prepared(status: claim.answer.status, fields: fields, body: body, handle: handle, fileRange: fileRange)
+        if regions, let fileRange { prepared.body = prepared.region(claim, from: fileRange.lowerBound) }
+        return prepared
     }
 
     /// A prepared answer has been written (or failed): the file released, the request measured.
@@ -445,6 +456,9 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     static func rawAnswers(data root: String) -> Int { counter(data: root + " raw").withLockedValue { $0 } }
     var dataRoot: String { routes.service.catalog.data.root }
     lazy var rawAnsweredHere = Self.counter(data: dataRoot + " raw")
+    /// Of those, the ones sent whole by `DirectSocket` (none of it through NIO).
+    static func directAnswers(data root: String) -> Int { counter(data: root + " direct").withLockedValue { $0 } }
+    lazy var directAnsweredHere = Self.counter(data: dataRoot + " direct")
     static func counter(data root: String) -> NIOLockedValueBox<Int> {
         answered.withLockedValue { all in
             if let c = all[root] { return c }

@@ -200,27 +200,59 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answer(_ claim: AudioFastPath.Claim, context: ChannelHandlerContext) {
-        let prepared = fastPath.prepare(claim, client: fastPath.client(context))
+        var prepared = fastPath.prepare(claim, client: fastPath.client(context), regions: false)
         fastPath.rawAnsweredHere.withLockedValue { $0 += 1 }
-        let head: ByteBuffer
+        var head: ByteBuffer
         if case .simple(let range) = claim.answer {
             head = Self.simpleHead(claim, range, serverName: fastPath.serverName, close: !claim.keepAlive, allocator: context.channel.allocator)
         } else {
             head = Self.head(prepared, serverName: fastPath.serverName, close: !claim.keepAlive, allocator: context.channel.allocator)
         }
-        let cork = prepared.body != nil && AudioFastPath.corks ? context.channel.syncOptions : nil
+        var body = prepared.body
+        var fileFrom = prepared.fileRange?.lowerBound ?? 0
+        // Straight to the socket when nothing of ours is queued in NIO (`DirectSocket`); what the
+        // socket's buffer cannot take now goes on through NIO below.
+        if writing == 0, let fd = directDescriptor(context) {
+            if case .byteBuffer(var bytes) = body {
+                head.writeBuffer(&bytes)
+                body = nil
+            }
+            let range = prepared.fileRange
+            // Counted before the send (a client may read the counter as soon as it has the answer),
+            // taken back when the send does not finish it.
+            fastPath.directAnsweredHere.withLockedValue { $0 += 1 }
+            switch DirectSocket.send(fd, head: head, file: range == nil ? nil : claim.file.descriptor, offset: fileFrom, count: range?.count ?? 0) {
+            case .all:
+                fastPath.finished(claim, prepared)
+                if !claim.keepAlive { context.close(promise: nil) }
+                return
+            case .failed:
+                fastPath.directAnsweredHere.withLockedValue { $0 -= 1 }
+                fastPath.finished(claim, prepared)
+                context.close(promise: nil)
+                return
+            case .part(let headSent, let bodySent):
+                fastPath.directAnsweredHere.withLockedValue { $0 -= 1 }
+                head.moveReaderIndex(forwardBy: headSent)
+                fileFrom += bodySent
+            }
+        }
+        if prepared.fileRange != nil, let range = prepared.fileRange, fileFrom < range.upperBound {
+            body = prepared.region(claim, from: fileFrom)
+        }
+        let cork = body != nil && AudioFastPath.corks ? context.channel.syncOptions : nil
         try? cork?.setOption(AudioFastPath.tcpCork, value: 1)
         writing += 1
         let done = context.eventLoop.makePromise(of: Void.self)
-        if let body = prepared.body {
-            context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
+        if let body {
+            if head.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(body), promise: done)
         } else {
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(head)), promise: done)
         }
         try? cork?.setOption(AudioFastPath.tcpCork, value: 0)
         let keepAlive = claim.keepAlive
-        done.futureResult.assumeIsolated().whenComplete { [self] result in
+        done.futureResult.assumeIsolated().whenComplete { [self, prepared] result in
             fastPath.finished(claim, prepared)
             writing -= 1
             if !keepAlive || (try? result.get()) == nil {
@@ -234,6 +266,16 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
     }
+
+    /// This connection's socket descriptor for direct sends (`DirectSocket`), looked up once; nil
+    /// where it cannot be trusted or with `CALLREC_DIRECT_SEND=off`.
+    private func directDescriptor(_ context: ChannelHandlerContext) -> Int32? {
+        if let known = direct { return known }
+        let fd = DirectSocket.enabled ? DirectSocket.descriptor(of: context.channel) : nil
+        direct = .some(fd)
+        return fd
+    }
+    private var direct: Int32??
 
     /// The head of a `.simple` answer, byte for byte as `head` writes the plan's for the same
     /// request: the status line, the open file's rendered fields (`OpenAudio.fields`), then

@@ -206,15 +206,51 @@ struct AudioFastPathRawTests {
             let port = try #require(client.port)
             let c = try HTTPWire(port: port)
             let before = AudioFastPath.rawAnswers(data: h.data.root)
+            let directBefore = AudioFastPath.directAnswers(data: h.data.root)
             let first = try c.exchange(request, isHead: false)  // never looked up: a miss
             try await Task.sleep(for: .milliseconds(1_300))  // past the row cache's second
             let second = try c.exchange(request, isHead: false)
             #expect(AudioFastPath.rawAnswers(data: h.data.root) == before + 2)
+            // Sent straight to the socket (`DirectSocket`): NIO's socket object still reads as it did.
+            #expect(AudioFastPath.directAnswers(data: h.data.root) == directBefore + 2, "no direct sends: has NIO's socket changed shape?")
             #expect(Self.withoutDate(first) == Self.withoutDate(second) && first.hasPrefix("HTTP/1.1 206 "))
             // A recording that does not exist: looked up once, then the router's 404, as ever.
             let missing = try c.exchange("GET \(h.signed("/recordings/1732467600.99.opus")) HTTP/1.1\r\nHost: x\r\n\r\n", isHead: false)
             #expect(missing.hasPrefix("HTTP/1.1 404 "))
             #expect(AudioFastPath.rawAnswers(data: h.data.root) == before + 2)
+        }
+    }
+
+    /// A reader slower than the answers (a small receive buffer, reading only later): what a
+    /// direct send could not write goes on through NIO, and the answers after it wait their turn
+    /// — every byte, in order.
+    @Test func aSlowReaderGetsEveryByteInOrder() async throws {
+        let h = try await Harness()
+        let row = try h.add(try h.longWAV(seconds: 600), as: Self.id)
+        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: h.data.absolute(row.opusPath))))
+        let signed = h.signed(Self.path)
+        let whole = "GET \(signed) HTTP/1.1\r\nHost: x\r\n\r\n"
+        let range = "GET \(signed) HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n"
+        FastPathMode.set(.raw, data: h.data.root)
+        defer { FastPathMode.set(nil, data: h.data.root) }
+        try await h.test { client in
+            let port = try #require(client.port)
+            // The row cache filled, so the first answer starts at once.
+            _ = try HTTPWire(port: port).exchange(range, isHead: false)
+            let (raw, direct) = (AudioFastPath.rawAnswers(data: h.data.root), AudioFastPath.directAnswers(data: h.data.root))
+            let c = try HTTPWire(port: port, receiveBuffer: 4096)
+            // More than loopback's socket buffers take at once (a few MB), in one burst.
+            let count = max(4, 12_000_000 / file.count)
+            #expect(c.send(String(repeating: whole + range, count: count / 2)))
+            try await Task.sleep(for: .milliseconds(300))  // the server fills the socket and waits
+            for expected in Array(repeating: [file[...], file[1000..<2000]], count: count / 2).joined() {
+                let answer = try c.read(isHead: false)
+                let body = answer.range(of: "\r\n\r\n").map { Array(answer[$0.upperBound...].unicodeScalars.map { UInt8($0.value) }) } ?? []
+                #expect(body.count == expected.count && body == Array(expected), "\(answer.prefix(40))")
+            }
+            let answeredRaw = AudioFastPath.rawAnswers(data: h.data.root) - raw
+            #expect(answeredRaw >= 1)
+            #expect(AudioFastPath.directAnswers(data: h.data.root) - direct < answeredRaw, "the whole file fit the socket at once: nothing tested")
         }
     }
 
@@ -249,8 +285,8 @@ final class HTTPWire: @unchecked Sendable {
     let socket: RawSocket
     private var buffer: [UInt8] = []
 
-    init(port: Int) throws {
-        socket = try RawSocket(port: port)
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
+        socket = try RawSocket(port: port, receiveBuffer: receiveBuffer)
         var one: Int32 = 1
         setsockopt(socket.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
