@@ -670,8 +670,8 @@ enum OpenAPIRoute {
                   application/json:
                     schema:
                       oneOf:
-                        - {type: object, additionalProperties: false, required: [jti], properties: {jti: {type: string, minLength: 1, maxLength: 256}, exp: {type: integer, minimum: 1, maximum: 253402300799, description: "the token's exp (unix seconds): the revocation is kept until then"}}}
-                        - {type: object, additionalProperties: false, required: [sub], properties: {sub: {type: string, minLength: 1, maxLength: 256}}}
+                        - {type: object, additionalProperties: false, required: [jti], properties: {jti: {type: string, minLength: 1, maxLength: 256, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}, exp: {type: [integer, "null"], minimum: 1, maximum: 253402300799, description: "the token's exp (unix seconds): the revocation is kept until then (null or absent: 366 days)"}}}
+                        - {type: object, additionalProperties: false, required: [sub], properties: {sub: {type: string, minLength: 1, maxLength: 256, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}}}
               responses:
                 "201": {description: the revocation as stored, content: {application/json: {schema: {$ref: '#/components/schemas/TokenRevocation'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}

@@ -26,6 +26,20 @@ struct TokenRoutes: Sendable {
         /// The revoked token's `exp` (unix seconds), with `jti`: the revocation is kept until then.
         var exp: Int64?
         static let fields: Set<String> = ["jti", "sub", "exp"]
+        enum CodingKeys: String, CodingKey { case jti, sub, exp }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            // A null jti or sub is not "absent": the body is not what the route takes.
+            for key in [CodingKeys.jti, .sub] where c.contains(key) {
+                if try c.decodeNil(forKey: key) {
+                    throw DecodingError.typeMismatch(String.self, .init(codingPath: [key], debugDescription: "\(key.stringValue) is null"))
+                }
+            }
+            jti = try c.decodeIfPresent(String.self, forKey: .jti)
+            sub = try c.decodeIfPresent(String.self, forKey: .sub)
+            exp = try c.decodeIfPresent(Int64.self, forKey: .exp)
+        }
     }
 
     struct RevocationJSON: Encodable {
@@ -63,7 +77,7 @@ struct TokenRoutes: Sendable {
 
     /// A `jti` or `sub` as given: 1–256 characters, no control characters.
     static func valid(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 256 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        !s.isEmpty && s.unicodeScalars.count <= 256 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     @Sendable func revoke(_ request: Request, context: CallrecContext) async throws -> Response {

@@ -84,7 +84,7 @@ struct TokenRevoke: AsyncParsableCommand {
         guard (jti == nil) != (subject == nil) else { throw ValidationError("give exactly one of --jti or --subject") }
         if exp != nil && jti == nil { throw ValidationError("--exp goes with --jti") }
         if let exp, exp <= 0 { throw ValidationError("--exp is unix seconds") }
-        for v in [jti, subject].compactMap({ $0 }) where v.isEmpty || v.utf8.count > 256 || v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        for v in [jti, subject].compactMap({ $0 }) where v.isEmpty || v.unicodeScalars.count > 256 || v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw ValidationError("a jti or subject is 1–256 characters, no control characters")
         }
     }

@@ -154,6 +154,7 @@ struct RevocationTests {
             for (body, code) in [
                 (#"{"jti":"a","reason":"x"}"#, "unknown_field"), (#"{"jti":"a","sub":"b"}"#, "invalid_json"), ("{}", "invalid_json"),
                 (#"{"sub":"b","exp":4102444800}"#, "invalid_exp"), (#"{"jti":""}"#, "invalid_jti"), (#"{"jti":5}"#, "invalid_json"), ("[", "invalid_json"),
+                (#"{"jti":null,"sub":"b"}"#, "invalid_json"), (#"{"sub":"a\u0007"}"#, "invalid_sub"), (#"{"jti":"a","exp":0}"#, "invalid_exp"),
             ] {
                 let r = try await Self.revoke(client, h, body, as: admin)
                 #expect(r.status == .badRequest, "\(body)")
