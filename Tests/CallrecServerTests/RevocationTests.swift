@@ -170,6 +170,29 @@ struct RevocationTests {
         #expect(audited.first?.role == "admin" && audited.first?.company == "42" && audited.first?.client == "127.0.0.1" && audited.first?.actor == "tester")
     }
 
+    /// An open event stream of a token revoked since ends at its next heartbeat (it would
+    /// otherwise run until the token's `exp`: 30 s here, the bound should this fail).
+    @Test func anOpenEventStreamEndsWhenItsTokenIsRevoked() async throws {
+        let h = try await Harness()
+        let hub = EventHub(changes: h.catalog.changes, live: LiveCalls())
+        let jti = Claims.newID()
+        let viewer = try await h.tokens.issue(Claims(subject: "ana", expires: Date() + 30, role: .viewer, company: "42", id: jti, issuedAt: Date()))
+        let admin = try await h.token(.admin)
+        try await h.test(limits: ConnectionLimits(maxConnections: 64), freeBytes: FileSystemSpace.free, eventHeartbeat: .milliseconds(200), eventHub: hub) { client in
+            var headers = h.bearer(viewer)
+            headers[.accept] = "text/event-stream"
+            async let stream = client.execute(uri: "/events", method: .get, headers: headers)
+            #expect(await LiveTests.eventually { hub.count == 1 })
+            // On a connection of its own: the test client's is the stream's until it ends.
+            let port = try #require(client.port)
+            let revoked = try http("POST", "http://127.0.0.1:\(port)/tokens/revocations", token: admin, body: Data(#"{"jti":"\#(jti)"}"#.utf8))
+            #expect(revoked.status == 201)
+            #expect(await LiveTests.eventually(10) { hub.count == 0 }, "the stream of a revoked token is still open")
+            let r = try await stream
+            #expect(r.status == .ok && r.text.hasPrefix("retry: 3000\n\nevent: calls\n"))
+        }
+    }
+
     /// A subject's revocation ends the console sessions its CRM opened for it, and refuses its
     /// sign-in tokens issued until then (and those without `iat`).
     @Test func aSubjectRevocationEndsItsConsoleSessions() async throws {
