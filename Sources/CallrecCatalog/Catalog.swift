@@ -265,6 +265,7 @@ public final class Catalog: Sendable {
             // `legal_hold = 1` is written as a literal so that SQLite may use it).
             try db.execute(sql: "CREATE INDEX recording_held_started_at ON recording (started_at, uniqueid) WHERE legal_hold = 1")
         }
+        m.registerMigration("v14-token-revocations") { db in try Self.migrateTokenRevocations(db) }
         return m
     }
 }

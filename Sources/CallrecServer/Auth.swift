@@ -31,7 +31,8 @@ public struct Authenticator: Sendable {
     let tokens: TokenAuthority
     let now: @Sendable () -> Date
     /// Bearer tokens already verified (`VerifiedTokens`): a player sends the same token with every
-    /// range, and JWTKit's decode and HMAC, through the router, was most of a bearer request.
+    /// range, and JWTKit's decode and HMAC, through the router, was most of a bearer request. It
+    /// also holds the revocations in force (`TokenRevocationWatcher` keeps them as the catalog has them).
     let verifiedTokens = VerifiedTokens()
 
     public init(signer: URLSigner, tokens: TokenAuthority, now: @escaping @Sendable () -> Date = Date.init) {
@@ -67,10 +68,13 @@ public struct Authenticator: Sendable {
             throw APIError(.unauthorized, "unauthorized", "the Authorization header must be 'Bearer <token>'")
         }
         if let claims = verifiedTokens.claims(token, now: now()) { return .token(claims) }
+        // Taken before the verification: a revocation that lands while it runs bumps it, and the
+        // token is then not remembered (it is still checked against the revocations as they are
+        // when it is admitted).
+        let generation = try await revocationsLoaded()
+        let claims: Claims
         do {
-            let claims = try await tokens.verify(token)
-            verifiedTokens.insert(token, claims)
-            return .token(claims)
+            claims = try await tokens.verify(token)
         } catch let e as JWTError {
             switch e.errorType {
             case .claimVerificationFailure where e.failedClaim is ExpirationClaim:
@@ -90,6 +94,29 @@ public struct Authenticator: Sendable {
         } catch {
             throw APIError(.unauthorized, "invalid_token", "the bearer token is not a valid HS256 JWT")
         }
+        guard verifiedTokens.admit(token, claims, generation: generation) else { throw Self.revoked }
+        return .token(claims)
+    }
+
+    static let revoked = APIError(.unauthorized, "revoked", "the bearer token has been revoked (by its jti, or every token of its subject issued until a moment)")
+
+    /// The generation of the revocations once they have been read from the catalog at least once
+    /// (the first requests after start wait for that read: no revoked token slips in before it).
+    func revocationsLoaded() async throws -> UInt64 {
+        if let generation = verifiedTokens.loadedGeneration { return generation }
+        guard let source = verifiedTokens.source else { return verifiedTokens.generation }
+        let rows: [TokenRevocation]
+        do { rows = try await source() } catch {
+            throw APIError(.serviceUnavailable, "unavailable", "the token revocations cannot be read from the catalog")
+        }
+        verifiedTokens.replaceRevocations(rows)
+        return verifiedTokens.generation
+    }
+
+    /// Whether claims verified elsewhere (a console sign-in token) are revoked.
+    func isRevoked(_ claims: Claims) async throws -> Bool {
+        _ = try await revocationsLoaded()
+        return verifiedTokens.isRevoked(claims)
     }
 
     /// The token of an `Authorization: Bearer <token>` header (nil: not that shape).
@@ -118,11 +145,22 @@ public struct Authenticator: Sendable {
 /// bounded (emptied when full: the next request of each simply verifies again). `exp` is checked
 /// on every use, at the authenticator's clock, and an expired token leaves the cache (the router
 /// then refuses it as JWTKit does: 401 `expired`). A token's claims cannot change (they are
-/// signed), and bearer tokens have no revocation list: `CALLREC_JWT_SECRET` is their only
-/// revocation, and changing it needs a restart, which empties this cache.
+/// signed); what can change is whether it is revoked, so the revocations live here too, under the
+/// same lock: a revocation drops the remembered tokens it matches as it arrives, and `claims` (the
+/// fast path's one look-up) stays a single dictionary read. A verification that was under way when
+/// a revocation arrived is admitted against the revocations as they are then, and not remembered
+/// (`generation`), so a revoked token is never put back.
 final class VerifiedTokens: @unchecked Sendable {
     private let lock = NIOLock()
     private var tokens: [String: Claims] = [:]
+    private var revoked = RevocationSet()
+    /// Revocations this process wrote itself, kept until a load from the catalog has them (a load
+    /// that began before their commit would otherwise drop them for a poll).
+    private var local: [TokenRevocation] = []
+    private var generationValue: UInt64 = 0
+    private var loaded = false
+    /// Reads the revocations from the catalog (set by the application); nil: none to read.
+    private var sourceValue: (@Sendable () async throws -> [TokenRevocation])?
     let capacity: Int
 
     init(capacity: Int = 8192) { self.capacity = capacity }
@@ -138,12 +176,92 @@ final class VerifiedTokens: @unchecked Sendable {
         }
     }
 
-    func insert(_ token: String, _ claims: Claims) {
+    private func remember(_ token: String, _ claims: Claims) {
+        if tokens.count >= capacity { tokens.removeAll(keepingCapacity: true) }
+        tokens[token] = claims
+    }
+
+    /// Bumped by every change to the revocations.
+    var generation: UInt64 { lock.withLock { generationValue } }
+
+    /// The generation, once the revocations have been loaded (or when there is nothing to load).
+    var loadedGeneration: UInt64? { lock.withLock { loaded || sourceValue == nil ? generationValue : nil } }
+
+    var source: (@Sendable () async throws -> [TokenRevocation])? { lock.withLock { sourceValue } }
+
+    /// Where the revocations come from; until they have been read once, bearer tokens wait for it.
+    func attach(_ source: @escaping @Sendable () async throws -> [TokenRevocation]) {
         lock.withLock {
-            if tokens.count >= capacity { tokens.removeAll(keepingCapacity: true) }
-            tokens[token] = claims
+            sourceValue = source
+            loaded = false
         }
     }
 
+    /// False when `claims` are revoked. Otherwise true, and the token is remembered unless the
+    /// revocations changed since `generation` was read (before the token's verification began).
+    func admit(_ token: String, _ claims: Claims, generation: UInt64) -> Bool {
+        lock.withLock {
+            if revoked.refuses(claims) { return false }
+            if generation == generationValue { remember(token, claims) }
+            return true
+        }
+    }
+
+    func isRevoked(_ claims: Claims) -> Bool { lock.withLock { revoked.refuses(claims) } }
+
+    /// A revocation this process has just committed: in force at once.
+    func revoke(_ revocation: TokenRevocation) {
+        lock.withLock {
+            local.append(revocation)
+            revoked.add(revocation)
+            changed()
+        }
+    }
+
+    /// The revocations as the catalog has them now (a load, or a poll that saw them change).
+    func replaceRevocations(_ rows: [TokenRevocation]) {
+        lock.withLock {
+            // Ids grow with each commit: one of ours that this read lacks was committed after it.
+            let newest = rows.compactMap(\.id).max() ?? 0
+            local.removeAll { ($0.id ?? 0) <= newest }
+            var set = RevocationSet()
+            for r in rows + local { set.add(r) }
+            revoked = set
+            loaded = true
+            changed()
+        }
+    }
+
+    /// After a change: a new generation, and the remembered tokens now revoked forgotten.
+    private func changed() {
+        generationValue &+= 1
+        tokens = tokens.filter { !revoked.refuses($0.value) }
+    }
+
     var count: Int { lock.withLock { tokens.count } }
+}
+
+/// The revocations in force, in memory: token ids, and subjects with the moment (unix seconds)
+/// up to which their tokens are refused.
+struct RevocationSet: Sendable {
+    private(set) var ids: Set<String> = []
+    private(set) var subjects: [String: Int64] = [:]
+
+    mutating func add(_ r: TokenRevocation) {
+        switch r.kind {
+        case .jti: ids.insert(r.value)
+        case .sub: subjects[r.value] = max(subjects[r.value] ?? r.at, r.at)
+        }
+    }
+
+    /// A token whose `jti` is revoked, or whose subject is and that was issued at or before the
+    /// subject's revocation (or says not when: no `iat`).
+    func refuses(_ c: Claims) -> Bool {
+        if !ids.isEmpty, let jti = c.jti?.value, ids.contains(jti) { return true }
+        if !subjects.isEmpty, let at = subjects[c.sub.value] {
+            guard let iat = c.iat?.value else { return true }
+            return Int64(iat.timeIntervalSince1970.rounded(.down)) <= at
+        }
+        return false
+    }
 }

@@ -58,11 +58,14 @@ public enum CallrecApplication {
             sessions: ConsoleSessions(catalog: catalog, now: now), throttle: SignInThrottle(), zone: settings.timeZone, live: liveRoutes,
             quarantine: quarantine, retentionDays: settings.retentionDays
         ).register(on: router)
+        // Bearer-token revocations: read before the first token is admitted, then polled.
+        auth.verifiedTokens.attach { try await catalog.tokenRevocations(now: now()) }
+        TokenRoutes(catalog: catalog, auth: auth, now: now).register(on: router)
         PauseRoutes(pauses: ami?.pauses, service: service, auth: auth, naming: try? SpoolNaming(pattern: settings.spoolPattern)).register(on: router)
         OpenAPIRoute.register(on: router)
         routes.learn(from: router)
         // Shut down in reverse order: the server first, then the watcher's ingests, then the audit.
-        var services: [any Service] = [audit, exports]
+        var services: [any Service] = [audit, exports, TokenRevocationWatcher(catalog: catalog, tokens: auth.verifiedTokens, interval: .milliseconds(250), now: now)]
         if let ami {
             services.append(ami)
             services.append(AMILiveFeed(tracker: ami.tracker, live: live, naming: try? SpoolNaming(pattern: settings.spoolPattern), interval: .seconds(1), now: now))

@@ -124,7 +124,10 @@ struct LiveRoutes: Sendable {
     @Sendable func events(_ request: Request, context: CallrecContext) async throws -> Response {
         let principal = try context.who
         guard case .token(let claims) = principal else { throw APIError(.unauthorized, "unauthorized", "events need a bearer token") }
-        return try stream(request, principal: principal, key: "token:" + claims.sub.value, expires: claims.exp.value) { true }
+        return try stream(request, principal: principal, key: "token:" + claims.sub.value, expires: claims.exp.value) { [auth] in
+            // A token revoked since the stream opened ends it at the next heartbeat.
+            !auth.verifiedTokens.isRevoked(claims)
+        }
     }
 
     /// An event stream for `principal` until `expires`, the client leaves, or `stillValid` says no

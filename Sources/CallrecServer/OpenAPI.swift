@@ -23,7 +23,7 @@ enum OpenAPIRoute {
             missing one. A method a path does not list answers 405 with Allow.
         components:
           securitySchemes:
-            bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin, recorder), company (required for viewer and recorder)"}
+            bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin, recorder), company (required for viewer and recorder); optional jti (revocable alone: POST /tokens/revocations) and iat (a revocation of the subject refuses tokens issued until it, and those without iat)"}
             consoleSession: {type: apiKey, in: cookie, name: callrec_session, description: "the console's session cookie (POST /login); state-changing requests also need X-CSRF-Token (the page's body data-csrf) and an Origin of this server"}
             signedURL: {type: apiKey, in: query, name: sig, description: "with exp=<unix seconds> beside it; GET and HEAD of audio, waveforms and export downloads only"}
           parameters:
@@ -254,6 +254,18 @@ enum OpenAPIRoute {
               type: object
               description: company → days
               additionalProperties: {type: integer}
+            TokenRevocation:
+              type: object
+              description: one token revoked by its jti, or every token of a subject issued until revoked_at (and those without iat)
+              required: [id, jti, sub, revoked_at, kept_until, actor, company]
+              properties:
+                id: {type: integer}
+                jti: {type: [string, "null"], description: "the revoked token's jti (null for a subject's revocation)"}
+                sub: {type: [string, "null"], description: "the revoked subject (null for a token's revocation)"}
+                revoked_at: {type: string, format: date-time, description: "for a subject: tokens whose iat is at or before this second are refused"}
+                kept_until: {type: [string, "null"], format: date-time, description: "a token's revocation is kept until its exp (366 days when not given); null: a subject's, kept"}
+                actor: {type: string, description: "the sub of the admin token that revoked it, or cli:<user>"}
+                company: {type: [string, "null"], description: "the company of the revoking token (a company-scoped admin lists only its company's)"}
           headers:
             ContentRange: {description: "bytes a-b/size on 206; bytes */size on 416", schema: {type: string}}
             ETag: {schema: {type: string}}
@@ -275,8 +287,8 @@ enum OpenAPIRoute {
                 multipart/byteranges: {schema: {type: string, format: binary}}
             NotModified: {description: "not modified (If-None-Match, If-Modified-Since)"}
             PreconditionFailed: {description: "If-Match or If-Unmodified-Since failed"}
-            BadRequest: {description: "a malformed request: code invalid_uniqueid, invalid_time, invalid_limit, invalid_cursor, invalid_json, unknown_field, unknown_parameter, reason_required, …", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
-            Unauthorized: {description: "no credentials, or invalid ones: codes unauthorized, expired, bad_signature, missing_claim", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+            BadRequest: {description: "a malformed request: code invalid_uniqueid, invalid_time, invalid_limit, invalid_cursor, invalid_json, unknown_field, unknown_parameter, reason_required, invalid_jti, invalid_sub, invalid_exp, …", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+            Unauthorized: {description: "no credentials, or invalid ones: codes unauthorized, expired, bad_signature, missing_claim, invalid_token, revoked", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             Forbidden: {description: "the token's role may not do this", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             NotFound: {description: "no such recording, or one the token may not see", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
             Conflict: {description: conflict, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
@@ -637,6 +649,31 @@ enum OpenAPIRoute {
               security: [{bearer: []}]
               responses:
                 "200": {description: the overrides, content: {application/json: {schema: {$ref: '#/components/schemas/Retention'}}}}
+                "400": {$ref: '#/components/responses/BadRequest'}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+                "413": {$ref: '#/components/responses/TooLarge'}
+          /tokens/revocations:
+            get:
+              summary: the token revocations in force (admin; a company-scoped admin sees those its company's tokens made)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: the revocations, oldest first, content: {application/json: {schema: {type: object, required: [items], properties: {items: {type: array, items: {$ref: '#/components/schemas/TokenRevocation'}}}}}}}
+                "401": {$ref: '#/components/responses/Unauthorized'}
+                "403": {$ref: '#/components/responses/Forbidden'}
+            post:
+              summary: revoke one bearer token by its jti (any admin), or every token of a subject issued until now (an admin token without a company); in force at once, audited as token.revoke
+              security: [{bearer: []}]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      oneOf:
+                        - {type: object, additionalProperties: false, required: [jti], properties: {jti: {type: string, minLength: 1, maxLength: 256, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}, exp: {type: [integer, "null"], minimum: 1, maximum: 253402300799, description: "the token's exp (unix seconds): the revocation is kept until then (null or absent: 366 days)"}}}
+                        - {type: object, additionalProperties: false, required: [sub], properties: {sub: {type: string, minLength: 1, maxLength: 256, pattern: '^[^\x00-\x1F\x7F-\x9F]+$'}}}
+              responses:
+                "201": {description: the revocation as stored, content: {application/json: {schema: {$ref: '#/components/schemas/TokenRevocation'}}}}
                 "400": {$ref: '#/components/responses/BadRequest'}
                 "401": {$ref: '#/components/responses/Unauthorized'}
                 "403": {$ref: '#/components/responses/Forbidden'}

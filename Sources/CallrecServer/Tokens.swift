@@ -1,3 +1,4 @@
+import CallrecSupport
 import Foundation
 import JWTKit
 
@@ -12,19 +13,29 @@ public enum Role: String, Codable, Sendable, CaseIterable {
     public var needsCompany: Bool { self == .viewer || self == .recorder }
 }
 
-/// The claims of a callrec bearer token (HS256).
+/// The claims of a callrec bearer token (HS256). `jti` and `iat` are optional (tokens minted
+/// before they existed keep working): `jti` names the token for a revocation of it alone, `iat`
+/// lets a revocation of its subject refuse only the tokens issued before it.
 public struct Claims: JWTPayload, Equatable {
     public var sub: SubjectClaim
     public var exp: ExpirationClaim
     public var role: Role
     public var company: String?
+    public var jti: IDClaim?
+    public var iat: IssuedAtClaim?
 
-    public init(subject: String, expires: Date, role: Role, company: String?) {
+    public init(subject: String, expires: Date, role: Role, company: String?, id: String? = nil, issuedAt: Date? = nil) {
         sub = SubjectClaim(value: subject)
         exp = ExpirationClaim(value: expires)
         self.role = role
         self.company = company
+        jti = id.map { IDClaim(value: $0) }
+        iat = issuedAt.map { IssuedAtClaim(value: $0) }
     }
+
+    /// A random token id: 16 bytes in hex (base64url could begin with '-', which a shell command
+    /// line such as `callrec token revoke --jti ID` reads as an option).
+    public static func newID() -> String { randomHex(bytes: 16) }
 
     public func verify(using _: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()

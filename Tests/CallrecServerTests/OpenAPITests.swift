@@ -44,6 +44,7 @@ struct OpenAPITests {
                     "/recordings/{id}/hold": #"{"reason":"audit"}"#, "/recordings/{id}/metadata": #"{"agent":"1"}"#,
                     "/exports": #"{"from":"2024-11-24","to":"2024-11-25"}"#, "/holds": #"{"company":"9","reason":"audit"}"#,
                     "/erasures": #"{"lead_number":"000"}"#, "/retention/{company}": #"{"days":30}"#,
+                    "/tokens/revocations": #"{"jti":"openapi-test"}"#,
                 ]
                 let body: String? = op.method == "put" || op.method == "post" ? bodies[op.path] : nil
                 let r = try await client.execute(

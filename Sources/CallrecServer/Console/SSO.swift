@@ -10,6 +10,9 @@ struct SSOClaims: JWTPayload {
     var role: Role
     var company: String?
     var jti: IDClaim
+    /// Optional: a revocation of the subject refuses sign-in tokens issued until it, and those
+    /// without `iat`.
+    var iat: IssuedAtClaim?
 
     func verify(using _: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
@@ -39,6 +42,8 @@ extension ConsoleRoutes {
         guard claims.exp.value.timeIntervalSince(now) <= Self.ssoMaxLifetime + Self.ssoSkew else { return refuse("exp more than 120 s ahead") }
         let jti = claims.jti.value
         guard !jti.isEmpty, jti.utf8.count <= 256 else { return refuse("no jti") }
+        let asBearer = Claims(subject: claims.sub.value, expires: claims.exp.value, role: claims.role, company: claims.company, id: jti, issuedAt: claims.iat?.value)
+        guard try await !auth.isRevoked(asBearer) else { return refuse("revoked") }
         guard try await service.catalog.useSSOTokenID(jti, expires: claims.exp.value + Self.ssoSkew) else { return refuse("jti already used") }
         let session = try await sessions.start(userName: nil, subject: claims.sub.value, role: claims.role, company: claims.company, client: context.client)
         service.audit.record(AuditEntry(at: now, actor: claims.sub.value, role: claims.role.rawValue, company: claims.company, action: "login.sso", uniqueid: nil, client: context.client))
