@@ -23,6 +23,7 @@ extension Waveform: StreamedBlob {
 extension Data: StreamedBlob {
     public var byteCount: Int { count }
     public func write(chunkSize: Int, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        precondition(chunkSize > 0, "pieces must hold at least a byte")
         try withUnsafeBytes { all in
             var at = 0
             while at < all.count {
