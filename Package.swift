@@ -52,6 +52,8 @@ let package = Package(
             dependencies: [
                 "CallrecSupport", "CallrecMedia",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for incremental blob I/O (Catalog+Blobs.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

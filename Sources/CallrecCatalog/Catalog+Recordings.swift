@@ -82,7 +82,9 @@ extension Catalog {
 
     /// Commits an ingested (or re-made, after an append) recording in one transaction: its row,
     /// its source parts and its waveform. A legal hold and the first ingest time survive.
-    public func commit(recording: RecordingRow, parts: [SourcePartRow], waveform: Data) throws {
+    /// The waveform's JSON is written into its row in pieces (`saveWaveform`), never whole in
+    /// memory; any failure on the way, in the middle of the JSON too, leaves the catalog as it was.
+    public func commit(recording: RecordingRow, parts: [SourcePartRow], waveform: some StreamedBlob) throws {
         try writing { db in
             var row = recording
             if let old = try RecordingRow.fetchOne(db, key: row.uniqueid) {
@@ -96,7 +98,7 @@ extension Catalog {
             try row.save(db)
             try SourcePartRow.filter(Column("uniqueid") == row.uniqueid).deleteAll(db)
             for p in parts { try p.insert(db) }
-            try WaveformRow(uniqueid: row.uniqueid, json: waveform).save(db)
+            try Self.saveWaveform(db, uniqueid: row.uniqueid, json: waveform)
             try recordEvent(db, type: .recordingReady, uniqueid: row.uniqueid, key: "recording", object: try Self.recordingObject(row), now: Date())
         }
         changes.notify([recording.uniqueid])

@@ -147,7 +147,7 @@ extension Ingestor {
                 source: (result.source.format.name, partRows.reduce(0) { $0 + $1.bytes }, rsha),
                 opusPath: relativeOut, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: partRows.count, now: now())
             try addAMIFacts(to: &row, result, name: readName)
-            try catalog.commit(recording: row, parts: partRows, waveform: result.waveform.json())
+            try catalog.commit(recording: row, parts: partRows, waveform: result.waveform)
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
             Counter(label: "callrec_bytes_saved_total").increment(by: Int64(max(0, row.sourceBytes - result.opus.bytes)))

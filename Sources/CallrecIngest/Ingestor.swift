@@ -162,7 +162,7 @@ public final class Ingestor: Sendable {
                 opusPath: finalRelative, opus: (result.opus.bytes, result.bitrate, result.opus.sha256), parts: parts.count + 1, now: now())
             try addAMIFacts(to: &row, result, name: name)
             row.loneLeg = parsed.leg?.rawValue  // one leg whose partner never came: mono, flagged
-            try catalog.commit(recording: row, parts: parts + [partRow], waveform: result.waveform.json())
+            try catalog.commit(recording: row, parts: parts + [partRow], waveform: result.waveform)
             // Counted with the commit, before the source goes: whoever sees the spool empty sees the count.
             Counter(label: "callrec_ingested_total").increment()
             Counter(label: "callrec_audio_seconds_total").increment(by: Int64(result.measurements.durationMs / 1000))
@@ -314,7 +314,7 @@ public final class Ingestor: Sendable {
             uniqueid: uniqueid, startedAt: started, metadata: meta, measurements: m,
             source: (info.tags["SOURCE_FORMAT"] ?? "unknown", parts.reduce(0) { $0 + $1.bytes }, info.sourceSHA256s.last ?? ""),
             opusPath: relative, opus: (info.bytes, bitrate, info.sha256), parts: max(parts.count, 1), now: now())
-        try catalog.commit(recording: row, parts: parts, waveform: w.json())
+        try catalog.commit(recording: row, parts: parts, waveform: w)
         log.notice("adopted an audio file that had no catalog row", metadata: ["path": "\(relative)"])
         return row
     }

@@ -162,4 +162,36 @@ struct StereoTests {
             #expect(w.json() == (try JSONEncoder.callrec.encode(w)), "\(fixture)")
         }
     }
+
+    /// The waveform written in pieces (as the catalog stores it) is `json()` byte for byte, and
+    /// `jsonByteCount` is its exact length: mono and stereo, every 8-bit value (one to three digits,
+    /// with and without a sign), no peaks at all, and pieces from the smallest allowed to one
+    /// bigger than the whole. Every piece but the last is at most `chunkSize`.
+    @Test func streamedWaveformIsJSONsBytes() throws {
+        let dir = TempDir()
+        var waveforms: [(String, Waveform)] = []
+        for (fixture, raw) in [("stereo/call.wav", 1), ("speech.wav", 1), (Self.dRaw, 2)] {
+            let w = try Transcoder(rawChannels: raw).transcode(input: Paths.fixture(fixture), output: dir.file("w.opus"), tags: RecordingTags(uniqueid: "1")).waveform
+            waveforms.append((fixture, w))
+        }
+        let every = (0..<1024).map { Int8(truncatingIfNeeded: $0 &* 37) }  // all 256 values, shuffled
+        waveforms.append(("every value, mono", Waveform(sampleRate: 8000, samplesPerPixel: 160, length: every.count / 2, data: every)))
+        waveforms.append(("every value, stereo", Waveform(channels: 2, sampleRate: 48000, samplesPerPixel: 960, length: every.count / 4, data: every)))
+        waveforms.append(("one peak", Waveform(sampleRate: 8000, samplesPerPixel: 160, length: 0, data: [-128])))
+        waveforms.append(("no peaks", Waveform(sampleRate: 8000, samplesPerPixel: 160, length: 0, data: [])))
+        for (name, w) in waveforms {
+            let json = w.json()
+            #expect(w.jsonByteCount == json.count, "\(name)")
+            for chunk in [8, 13, 4096, 64 * 1024, json.count + 1] where chunk >= 8 {
+                var streamed = Data()
+                var sizes: [Int] = []
+                w.writeJSON(chunkSize: chunk) { piece in
+                    sizes.append(piece.count)
+                    streamed.append(contentsOf: piece)
+                }
+                #expect(streamed == json, "\(name), pieces of \(chunk)")
+                #expect(sizes.allSatisfy { $0 > 0 && $0 <= chunk }, "\(name), pieces of \(chunk): \(sizes.prefix(8))")
+            }
+        }
+    }
 }

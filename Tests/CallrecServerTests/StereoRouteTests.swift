@@ -67,4 +67,31 @@ struct StereoRouteTests {
             #expect(quietLeft < 300 && loudRight > 1000, "\(quietLeft) \(loudRight)")
         }
     }
+
+    /// `waveform.json` serves what the Transcoder measured, encoded as JSONEncoder encodes it,
+    /// byte for byte, now that the ingest stores it in pieces: mono and stereo, and a 10-minute
+    /// call whose JSON takes several of the catalog's 64 KiB pieces.
+    @Test func servedPeaksAreTheMeasuredOnes() async throws {
+        let h = try await Harness()
+        let long = try h.longWAV(seconds: 600)
+        var expected: [String: Data] = [:]
+        for (source, id) in [(Paths.fixture("speech.wav"), "1795635700.2"), (Paths.fixture("stereo/call.wav"), "1795635700.1"), (long, "1795635700.3")] {
+            let w = try Transcoder().transcode(input: source, output: h.dir.file("check.opus"), tags: RecordingTags(uniqueid: id)).waveform
+            expected[id] = try JSONEncoder.callrec.encode(w)
+            let path = h.dir.file("\(id).wav")
+            try FileManager.default.copyItem(atPath: source, toPath: path)
+            try h.catalog.setMetadata(id, Metadata(company: "42"))
+            guard case .ingested = h.ingestor.ingest(path: path) else { throw DecodeError(message: "ingest of \(id) failed") }
+        }
+        #expect(expected["1795635700.3"]!.count > 2 * 64 * 1024)
+        let token = try await h.token(.admin)
+        let checks = expected.sorted { $0.key < $1.key }
+        try await h.test { client in
+            for (id, json) in checks {
+                let r = try await client.execute(uri: "/recordings/\(id)/waveform.json", method: .get, headers: h.bearer(token))
+                #expect(r.status == .ok, "\(id)")
+                #expect(Data(r.bytes) == json, "\(id): \(r.bytes.count) B served, \(json.count) B measured")
+            }
+        }
+    }
 }
