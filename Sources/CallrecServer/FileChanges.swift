@@ -52,16 +52,61 @@ final class FileChanges: @unchecked Sendable {
         }
     }
 
-    /// Watches `directory` (once); false when it cannot be watched.
+    /// Watches `directory` (once); false when it cannot be watched, or is on a file system another
+    /// machine may change (inotify would not hear of that: those entries `stat` on every use).
     func watch(directory: String) -> Bool {
         lock.withLock {
             if watches[directory] != nil { return true }
+            guard let type = Self.fileSystemType(of: directory), !Self.shared(fileSystem: type) else { return false }
             let wd = inotify_add_watch(fd, directory, Self.mask)
             guard wd >= 0 else { return false }
             watches[directory] = wd
             directories[wd] = directory
             return true
         }
+    }
+
+    /// Network and cluster file systems, by their type in /proc/self/mountinfo: NFS, SMB/CIFS,
+    /// FUSE (sshfs and the like), 9P, Ceph, AFS, Coda, NCP, GFS2, OCFS2, Lustre, GPFS, GlusterFS.
+    static func shared(fileSystem type: String) -> Bool {
+        ["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "9p", "ceph", "afs", "coda", "ncpfs", "gfs2", "ocfs2", "lustre", "gpfs", "glusterfs"]
+            .contains(type) || type.hasPrefix("fuse.")
+    }
+
+    /// The type of the file system `path` is on (its longest mount point in /proc/self/mountinfo),
+    /// nil when it cannot be told.
+    static func fileSystemType(of path: String, mountinfo: String? = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) -> String? {
+        guard let mountinfo, let real = realpath(path, nil) else { return nil }
+        let resolved = String(cString: real)
+        free(real)
+        var best: (length: Int, type: String)?
+        for line in mountinfo.split(separator: "\n") {
+            // id parent major:minor root mount-point options [optional fields] - type source options
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            let point = unescape(String(fields[4]))
+            let inside = resolved == point || point == "/" || resolved.hasPrefix(point + "/")
+            if inside, point.count >= best?.length ?? -1 { best = (point.count, String(fields[dash + 1])) }
+        }
+        return best?.type
+    }
+
+    /// mountinfo writes space, tab, newline and backslash in mount points as octal escapes.
+    private static func unescape(_ s: String) -> String {
+        guard s.contains("\\") else { return s }
+        var out: [UInt8] = []
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == 0x5C, i + 3 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(v)
+                i += 4
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private func run() {

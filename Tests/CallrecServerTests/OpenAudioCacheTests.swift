@@ -88,6 +88,31 @@ struct OpenAudioCacheTests {
         }
     }
 
+    /// A directory on a file system another machine may change is not trusted to inotify (it
+    /// would not hear of the other machine's changes): its entries `stat` on every use.
+    @Test func networkFileSystemsAreNotWatched() throws {
+        let dir = TempDir()
+        let mountinfo = """
+            22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+            40 22 0:40 / \(dir.path)/nfs rw,relatime shared:20 - nfs4 server:/export rw,vers=4.2
+            41 22 0:41 / \(dir.path)/my\\040disk rw - fuse.sshfs host: rw
+            42 40 0:42 / \(dir.path)/nfs/local rw - tmpfs tmpfs rw
+            """
+        for sub in ["nfs/a", "nfs/local/b", "my disk/c", "plain"] { try FileManager.default.createDirectory(atPath: dir.file(sub), withIntermediateDirectories: true) }
+        let real = { (p: String) in URL(fileURLWithPath: p).resolvingSymlinksInPath().path }
+        // The test's temporary directory may itself sit behind a symbolic link: mount points are real paths.
+        let info = mountinfo.replacingOccurrences(of: dir.path, with: real(dir.path))
+        #expect(FileChanges.fileSystemType(of: dir.file("nfs/a"), mountinfo: info) == "nfs4")
+        #expect(FileChanges.fileSystemType(of: dir.file("nfs/local/b"), mountinfo: info) == "tmpfs")  // the longest mount point
+        #expect(FileChanges.fileSystemType(of: dir.file("my disk/c"), mountinfo: info) == "fuse.sshfs")
+        #expect(FileChanges.fileSystemType(of: dir.file("plain"), mountinfo: info) == "ext4")
+        #expect(FileChanges.shared(fileSystem: "nfs4") && FileChanges.shared(fileSystem: "fuse.sshfs") && FileChanges.shared(fileSystem: "cifs"))
+        #expect(!FileChanges.shared(fileSystem: "ext4") && !FileChanges.shared(fileSystem: "tmpfs") && !FileChanges.shared(fileSystem: "xfs"))
+        // This machine's own: a temporary directory is local, so it is watched.
+        let local = try #require(FileChanges.fileSystemType(of: dir.path))
+        #expect(!FileChanges.shared(fileSystem: local), "\(local)")
+    }
+
     /// The cache is told of changes by the kernel: a file renamed over, written in place or
     /// removed leaves the cache without a `stat` per use; without `FileChanges` (inotify
     /// unavailable) every use compares `stat(path)` and sees the change at once.
