@@ -303,12 +303,18 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             b.writeStaticString("Content-Length: ")
             b.writeString(String(size))
         }
-        b.writeStaticString("\r\nDate: ")
+        b.writeStaticString("\r\n")
+        writeEnd(&b, serverName: serverName, close: close)
+        return b
+    }
+
+    /// Date, Server and Connection, as the encoder ends every answer, then the empty line.
+    private static func writeEnd(_ b: inout ByteBuffer, serverName: String, close: Bool) {
+        b.writeStaticString("Date: ")
         b.writeString(HTTPDateCache.now())
         b.writeStaticString("\r\nServer: ")
         b.writeString(serverName)
         b.writeStaticString(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
-        return b
     }
 
     /// The status line and header fields, byte for byte as NIO's HTTPResponseEncoder writes the
@@ -329,11 +335,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             b.writeString(field.value)
             b.writeStaticString("\r\n")
         }
-        b.writeStaticString("Date: ")
-        b.writeString(HTTPDateCache.now())
-        b.writeStaticString("\r\nServer: ")
-        b.writeString(serverName)
-        b.writeStaticString(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        writeEnd(&b, serverName: serverName, close: close)
         return b
     }
 }
