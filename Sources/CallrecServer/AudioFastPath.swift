@@ -203,11 +203,12 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let id: String
         let principal: Principal
         let now = routes.auth.now()
-        if let (signedID, expires) = routes.auth.signer.verified.lookup(uri), expires > Int(now.timeIntervalSince1970) {
+        let query = uri.utf8.contains(0x3F)  // '?': only a signed URL has one
+        if query, let (signedID, expires) = routes.auth.signer.verified.lookup(uri), expires > Int(now.timeIntervalSince1970) {
             // This very URL verified before (a player asks for many ranges of one URL).
             id = signedID
             principal = .signedURL
-        } else if let (path, signedID, exp, sig) = Self.signedOpus(uri) {
+        } else if query, let (path, signedID, exp, sig) = Self.signedOpus(uri) {
             guard routes.auth.signer.verify(path: path, exp: exp, sig: sig, now: now, id: signedID) else { return .unclaimed }
             id = signedID
             principal = .signedURL

@@ -11,6 +11,25 @@ import Testing
 /// The auth matrix: route × role × company × signed/unsigned/expired/tampered.
 @Suite(.offThePool)
 struct AuthTests {
+    /// The fast path reads `Authorization` as bytes (`plainBearer`): it finds exactly the token the
+    /// router's `bearer` finds, or nothing (the request then goes to the router).
+    @Test func theFastPathReadsTheBearerTokenAsTheRouterDoes() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+        let headers = [
+            "Bearer \(token)", "bearer \(token)", "BEARER \(token)", "bEaReR \(token)", "Bearer  \(token)", " Bearer \(token)",
+            "Bearer", "Bearer ", "Bearerx \(token)", "Basic \(token)", "Bearer \(token) extra", "Bearer\t\(token)", "Bearer é\(token)",
+            "Bearer " + String(repeating: "a", count: 8191), "Bearer " + String(repeating: "a", count: 8192), "", "B", "Bea@er \(token)",
+        ]
+        var found = 0
+        for h in headers {
+            let fast = Authenticator.plainBearer(h)
+            #expect(fast == nil || fast == Authenticator.bearer(h), "\(h.prefix(30))")
+            if fast != nil { found += 1 }
+        }
+        #expect(Authenticator.plainBearer("bEaReR \(token)") == token)
+        #expect(found == 7)
+    }
+
     /// A verified URL is remembered, but never past its expiry, and a tampered one is never taken.
     @Test func rememberedSignaturesStillExpire() {
         let signer = URLSigner(secret: "url-secret-for-tests")
