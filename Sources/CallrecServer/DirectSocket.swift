@@ -59,20 +59,38 @@ enum DirectSocket {
     enum Sent {
         /// Everything.
         case all
-        /// The socket's buffer filled: `head` bytes of the head and `body` bytes of the body went.
+        /// The socket's buffer filled: `head` bytes of the head (and of `bytes` after it) and
+        /// `body` bytes of the file went.
         case part(head: Int, body: Int)
         /// The connection failed (reset, broken pipe): close it.
         case failed
     }
 
     /// Sends `head` and then `count` bytes of `file` from `offset` (a corked pair: the head with
-    /// MSG_MORE waits for the body's first bytes), without blocking; or the head alone.
-    static func send(_ fd: Int32, head: ByteBuffer, file: Int32?, offset: Int, count: Int) -> Sent {
+    /// MSG_MORE waits for the body's first bytes), without blocking; or the head alone; or the
+    /// head and `bytes` (a sealed range's plaintext) in one `sendmsg`, without copying them together.
+    static func send(_ fd: Int32, head: ByteBuffer, bytes: ByteBuffer? = nil, file: Int32?, offset: Int, count: Int) -> Sent {
         let more = file != nil && count > 0
         var headSent = 0
-        while headSent < head.readableBytes {
-            let n = head.withUnsafeReadableBytes { b in
-                Glibc.send(fd, b.baseAddress! + headSent, b.count - headSent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0))
+        let total = head.readableBytes + (bytes?.readableBytes ?? 0)
+        while headSent < total {
+            let n = head.withUnsafeReadableBytes { h in
+                (bytes ?? ByteBuffer()).withUnsafeReadableBytes { b in
+                    var iov = [iovec](), at = headSent
+                    if at < h.count {
+                        iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + at), iov_len: h.count - at))
+                        at = 0
+                    } else {
+                        at -= h.count
+                    }
+                    if b.count > at { iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + at), iov_len: b.count - at)) }
+                    return iov.withUnsafeMutableBufferPointer { v in
+                        var message = msghdr()
+                        message.msg_iov = v.baseAddress
+                        message.msg_iovlen = v.count
+                        return sendmsg(fd, &message, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0))
+                    }
+                }
             }
             if n > 0 {
                 headSent += n

@@ -213,15 +213,13 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         // Straight to the socket when nothing of ours is queued in NIO (`DirectSocket`); what the
         // socket's buffer cannot take now goes on through NIO below.
         if writing == 0, let fd = directDescriptor(context) {
-            if case .byteBuffer(var bytes) = body {
-                head.writeBuffer(&bytes)
-                body = nil
-            }
+            var bytes: ByteBuffer?
+            if case .byteBuffer(let b) = body { bytes = b }
             let range = prepared.fileRange
             // Counted before the send (a client may read the counter as soon as it has the answer),
             // taken back when the send does not finish it.
             fastPath.directAnsweredHere.withLockedValue { $0 += 1 }
-            switch DirectSocket.send(fd, head: head, file: range == nil ? nil : claim.file.descriptor, offset: fileFrom, count: range?.count ?? 0) {
+            switch DirectSocket.send(fd, head: head, bytes: bytes, file: range == nil ? nil : claim.file.descriptor, offset: fileFrom, count: range?.count ?? 0) {
             case .all:
                 fastPath.finished(claim, prepared)
                 if !claim.keepAlive { context.close(promise: nil) }
@@ -231,9 +229,15 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 fastPath.finished(claim, prepared)
                 context.close(promise: nil)
                 return
-            case .part(let headSent, let bodySent):
+            case .part(var headSent, let bodySent):
                 fastPath.directAnsweredHere.withLockedValue { $0 -= 1 }
-                head.moveReaderIndex(forwardBy: headSent)
+                let inHead = min(headSent, head.readableBytes)
+                head.moveReaderIndex(forwardBy: inHead)
+                headSent -= inHead
+                if var rest = bytes {
+                    rest.moveReaderIndex(forwardBy: headSent)  // what of the sealed range's bytes went
+                    body = rest.readableBytes > 0 ? .byteBuffer(rest) : nil
+                }
                 fileFrom += bodySent
             }
         }

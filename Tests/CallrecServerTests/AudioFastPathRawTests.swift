@@ -1,4 +1,5 @@
 import CallrecCatalog
+import CallrecMedia
 import CallrecTestSupport
 import Foundation
 import HTTPTypes
@@ -223,34 +224,41 @@ struct AudioFastPathRawTests {
 
     /// A reader slower than the answers (a small receive buffer, reading only later): what a
     /// direct send could not write goes on through NIO, and the answers after it wait their turn
-    /// — every byte, in order.
+    /// — every byte, in order; for a plaintext file (sendfile) and a sealed one (its decrypted
+    /// range sent with the head in one `sendmsg`).
     @Test func aSlowReaderGetsEveryByteInOrder() async throws {
         let h = try await Harness()
-        let row = try h.add(try h.longWAV(seconds: 600), as: Self.id)
-        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: h.data.absolute(row.opusPath))))
-        let signed = h.signed(Self.path)
-        let whole = "GET \(signed) HTTP/1.1\r\nHost: x\r\n\r\n"
-        let range = "GET \(signed) HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n"
+        let plainRow = try h.add(try h.longWAV(seconds: 600), as: Self.id)
+        let sealedRow = try SealedAudioTests.addSealed(h, try h.longWAV(seconds: 300), as: "1732467600.43")
         FastPathMode.set(.raw, data: h.data.root)
         defer { FastPathMode.set(nil, data: h.data.root) }
+        let token = try await h.token(.admin)
         try await h.test { client in
             let port = try #require(client.port)
-            // The row cache filled, so the first answer starts at once.
-            _ = try HTTPWire(port: port).exchange(range, isHead: false)
-            let (raw, direct) = (AudioFastPath.rawAnswers(data: h.data.root), AudioFastPath.directAnswers(data: h.data.root))
-            let c = try HTTPWire(port: port, receiveBuffer: 4096)
-            // More than loopback's socket buffers take at once (a few MB), in one burst.
-            let count = max(4, 12_000_000 / file.count)
-            #expect(c.send(String(repeating: whole + range, count: count / 2)))
-            try await Task.sleep(for: .milliseconds(300))  // the server fills the socket and waits
-            for expected in Array(repeating: [file[...], file[1000..<2000]], count: count / 2).joined() {
-                let answer = try c.read(isHead: false)
-                let body = answer.range(of: "\r\n\r\n").map { Array(answer[$0.upperBound...].unicodeScalars.map { UInt8($0.value) }) } ?? []
-                #expect(body.count == expected.count && body == Array(expected), "\(answer.prefix(40))")
+            for row in [plainRow, sealedRow] {
+                let file = try StoredFile(path: h.data.absolute(row.opusPath)).bytes(0..<row.opusBytes)
+                let path = "/recordings/\(row.uniqueid).opus"
+                let signed = h.signed(path)
+                let whole = "GET \(signed) HTTP/1.1\r\nHost: x\r\n\r\n"
+                let range = "GET \(signed) HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n"
+                // The router fills the row cache and a sealed file's key; then the raw path answers at once.
+                _ = try await client.execute(uri: path, method: .get, headers: h.bearer(token) + [.range: "bytes=0-9"])
+                _ = try HTTPWire(port: port).exchange(range, isHead: false)
+                let (raw, direct) = (AudioFastPath.rawAnswers(data: h.data.root), AudioFastPath.directAnswers(data: h.data.root))
+                let c = try HTTPWire(port: port, receiveBuffer: 4096)
+                // More than loopback's socket buffers take at once (a few MB), in one burst.
+                let count = max(4, 12_000_000 / file.count)
+                #expect(c.send(String(repeating: whole + range, count: count / 2)))
+                try await Task.sleep(for: .milliseconds(300))  // the server fills the socket and waits
+                for expected in Array(repeating: [file[...], file[1000..<2000]], count: count / 2).joined() {
+                    let answer = try c.read(isHead: false)
+                    let body = answer.range(of: "\r\n\r\n").map { Array(answer[$0.upperBound...].unicodeScalars.map { UInt8($0.value) }) } ?? []
+                    #expect(body.count == expected.count && body == Array(expected), "\(row.uniqueid): \(answer.prefix(40))")
+                }
+                let answeredRaw = AudioFastPath.rawAnswers(data: h.data.root) - raw
+                #expect(answeredRaw >= 1, "\(row.uniqueid)")
+                #expect(AudioFastPath.directAnswers(data: h.data.root) - direct < answeredRaw, "\(row.uniqueid): it all fit the socket at once: nothing tested")
             }
-            let answeredRaw = AudioFastPath.rawAnswers(data: h.data.root) - raw
-            #expect(answeredRaw >= 1)
-            #expect(AudioFastPath.directAnswers(data: h.data.root) - direct < answeredRaw, "the whole file fit the socket at once: nothing tested")
         }
     }
 
