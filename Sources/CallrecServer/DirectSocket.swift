@@ -73,24 +73,35 @@ enum DirectSocket {
         let more = file != nil && count > 0
         var headSent = 0
         let total = head.readableBytes + (bytes?.readableBytes ?? 0)
+        let flags = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0)
         while headSent < total {
-            let n = head.withUnsafeReadableBytes { h in
-                (bytes ?? ByteBuffer()).withUnsafeReadableBytes { b in
-                    var iov = [iovec](), at = headSent
-                    if at < h.count {
-                        iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + at), iov_len: h.count - at))
-                        at = 0
-                    } else {
-                        at -= h.count
-                    }
-                    if b.count > at { iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + at), iov_len: b.count - at)) }
-                    return iov.withUnsafeMutableBufferPointer { v in
-                        var message = msghdr()
-                        message.msg_iov = v.baseAddress
-                        message.msg_iovlen = v.count
-                        return sendmsg(fd, &message, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0))
+            let n: Int
+            if let bytes, bytes.readableBytes > 0 {
+                n = head.withUnsafeReadableBytes { h in
+                    bytes.withUnsafeReadableBytes { b in
+                        // Two iovecs at most: what is left of the head, then of the bytes.
+                        var pair = (iovec(), iovec())
+                        return withUnsafeMutableBytes(of: &pair) { raw in
+                            let v = raw.bindMemory(to: iovec.self)
+                            var used = 0
+                            if headSent < h.count {
+                                v[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + headSent), iov_len: h.count - headSent)
+                                v[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress!), iov_len: b.count)
+                                used = 2
+                            } else {
+                                let at = headSent - h.count
+                                v[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + at), iov_len: b.count - at)
+                                used = 1
+                            }
+                            var message = msghdr()
+                            message.msg_iov = v.baseAddress
+                            message.msg_iovlen = used
+                            return sendmsg(fd, &message, flags)
+                        }
                     }
                 }
+            } else {
+                n = head.withUnsafeReadableBytes { h in Glibc.send(fd, h.baseAddress! + headSent, h.count - headSent, flags) }
             }
             if n > 0 {
                 headSent += n
