@@ -20,7 +20,10 @@ enum OpenAPIRoute {
             (?exp=<unix seconds>&sig=<base64url HMAC-SHA256(secret, path + "\n" + exp)>) or a bearer
             token; the others a bearer token (HS256 JWT with sub, exp, role, company). Errors are
             {"error": {"code", "message"}}. A recording of another company answers 404, exactly like a
-            missing one. A method a path does not list answers 405 with Allow.
+            missing one. A method a path does not list answers 405 with Allow. A revoked bearer token
+            answers 401 revoked; a request with a bearer token may answer 503 unavailable while the
+            server cannot read the token revocations from its catalog (they are read before the first
+            token is admitted after a start).
         components:
           securitySchemes:
             bearer: {type: http, scheme: bearer, bearerFormat: JWT, description: "claims sub, exp, role (viewer, compliance, admin, recorder), company (required for viewer and recorder); optional jti (revocable alone: POST /tokens/revocations) and iat (a revocation of the subject refuses tokens issued until it, and those without iat)"}
