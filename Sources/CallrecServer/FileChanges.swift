@@ -25,6 +25,8 @@ final class FileChanges: @unchecked Sendable {
     private let lock = NIOLock()
     private var watches: [String: Int32] = [:]
     private var directories: [Int32: String] = [:]
+    /// Directories that cannot be watched (a network file system, or no watch left).
+    private var refused = Set<String>()
     private var listeners: [ObjectIdentifier: Listener] = [:]
     /// Event batches read (tests wait on it).
     private(set) var batches = 0
@@ -57,9 +59,18 @@ final class FileChanges: @unchecked Sendable {
     func watch(directory: String) -> Bool {
         lock.withLock {
             if watches[directory] != nil { return true }
-            guard let type = Self.fileSystemType(of: directory), !Self.shared(fileSystem: type) else { return false }
+            // Asked again on every use of such a directory's entries: the answer is kept, so
+            // mountinfo is not read per request.
+            if refused.contains(directory) { return false }
+            guard let type = Self.fileSystemType(of: directory), !Self.shared(fileSystem: type) else {
+                refused.insert(directory)
+                return false
+            }
             let wd = inotify_add_watch(fd, directory, Self.mask)
-            guard wd >= 0 else { return false }
+            guard wd >= 0 else {
+                refused.insert(directory)
+                return false
+            }
             watches[directory] = wd
             directories[wd] = directory
             return true
