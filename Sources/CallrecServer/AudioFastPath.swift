@@ -177,9 +177,9 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let authorization = head.headers["authorization"]
         guard
             case .claimed(let claim) = claim(
-                isHead: head.method == .HEAD, keepAlive: head.isKeepAlive, uri: head.uri,
-                authorization: authorization.isEmpty ? nil : authorization.count == 1 ? authorization[0] : "",
-                header: { name in Self.joined(head.headers[name.rawName]) })
+                AudioAsk(isHead: head.method == .HEAD, header: { name in Self.joined(head.headers[name.rawName]) }),
+                keepAlive: head.isKeepAlive, uri: head.uri,
+                authorization: authorization.isEmpty ? nil : authorization.count == 1 ? authorization[0] : "")
         else { return nil }
         return claim
     }
@@ -195,11 +195,9 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The decision for a GET (or HEAD) of `uri`, whichever way it was read (`RawAudioFastPath`
-    /// reads the bytes itself): `authorization` is the one Authorization field's value (nil:
-    /// none), `header` gives the conditional and range fields as HTTPFields would.
-    func claim(
-        isHead: Bool, keepAlive: Bool, uri: String, authorization: String?, simple: Bool = false, header: (HTTPField.Name) -> String?
-    ) -> Decision {
+    /// reads the bytes itself): `ask` holds the method and the conditional and range fields as
+    /// HTTPFields would give them, `authorization` the one Authorization field's value (nil: none).
+    func claim(_ ask: AudioAsk, keepAlive: Bool, uri: String, authorization: String?, simple: Bool = false) -> Decision {
         let id: String
         let principal: Principal
         let now = routes.auth.now()
@@ -221,7 +219,6 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             return .unclaimed
         }
         guard let (audio, file) = routes.openedAudio(id, principal) else { return .notCached(id: id, principal: principal) }
-        let ask = AudioAsk(isHead: isHead, header: header)
         let answer: Answer
         if simple, audio.size > 0, ask.ifMatch == nil, ask.ifNoneMatch == nil, ask.ifModifiedSince == nil, ask.ifUnmodifiedSince == nil,
             ask.ifRange == nil, case let ranges = ByteRanges.parse(ask.range, size: audio.size)
@@ -252,7 +249,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             return .unclaimed
         }
         return .claimed(Claim(
-            isHead: isHead, keepAlive: keepAlive, range: ask.range, id: id, principal: principal, audio: audio, answer: answer, file: file,
+            isHead: ask.isHead, keepAlive: keepAlive, range: ask.range, id: id, principal: principal, audio: audio, answer: answer, file: file,
             decrypted: decrypted, started: DispatchTime.now().uptimeNanoseconds))
     }
 

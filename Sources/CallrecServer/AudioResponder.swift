@@ -25,6 +25,9 @@ struct AudioAsk: Sendable {
         ifRange = request.headers[.ifRange]
     }
 
+    /// A request with none of those fields yet (`RawRequestHead` fills them as it reads them).
+    init(isHead: Bool) { self.isHead = isHead }
+
     init(isHead: Bool, header: (HTTPField.Name) -> String?) {
         self.isHead = isHead
         range = header(.range)

@@ -95,9 +95,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             case .unclaimable:
                 return handOff(buffer, context: context)
             case .complete(let head):
-                switch fastPath.claim(
-                    isHead: head.isHead, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization, simple: true,
-                    header: head.field)
+                switch fastPath.claim(head.ask, keepAlive: head.keepAlive, uri: head.target, authorization: head.authorization, simple: true)
                 {
                 case .unclaimed:
                     return handOff(buffer, context: context)
@@ -346,31 +344,13 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
 /// A request head as `RawAudioFastPath` reads it from bytes: only the plain heads it may claim.
 struct RawRequestHead {
-    var isHead: Bool
+    /// The method and the range and conditional fields, as the router reads them.
+    var ask: AudioAsk
     var target: String
     var keepAlive = true
     var authorization: String?
-    var range: String?
-    var ifMatch: String?
-    var ifNoneMatch: String?
-    var ifModifiedSince: String?
-    var ifUnmodifiedSince: String?
-    var ifRange: String?
     /// Bytes of the head, its final empty line included.
     var length = 0
-
-    /// A field's value as HTTPFields gives it (no field is read twice: a repeated one is not claimed).
-    func field(_ name: HTTPField.Name) -> String? {
-        switch name {
-        case .range: return range
-        case .ifMatch: return ifMatch
-        case .ifNoneMatch: return ifNoneMatch
-        case .ifModifiedSince: return ifModifiedSince
-        case .ifUnmodifiedSince: return ifUnmodifiedSince
-        case .ifRange: return ifRange
-        default: return nil
-        }
-    }
 
     enum Parsed {
         /// Too few bytes to decide yet.
@@ -485,7 +465,7 @@ struct RawRequestHead {
         guard j - targetStart > prefix.count, p[j] == 0x20,
             zip(prefix, UnsafeRawBufferPointer(rebasing: p[targetStart..<(targetStart + prefix.count)])).allSatisfy({ $0 == $1 })
         else { return .unclaimable }
-        var head = RawRequestHead(isHead: isHead, target: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<j]), as: UTF8.self))
+        var head = RawRequestHead(ask: AudioAsk(isHead: isHead), target: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<j]), as: UTF8.self))
         guard startsWith(UnsafeRawBufferPointer(rebasing: p[(j + 1)..<end]), "HTTP/1.1\r\n") else { return .unclaimable }
         var line = j + 1 + 10
         // Header fields, one per line, up to the empty line. Names are matched as bytes
@@ -510,12 +490,12 @@ struct RawRequestHead {
             let value = { String(decoding: UnsafeRawBufferPointer(rebasing: p[v..<eol]), as: UTF8.self) }
             switch known {
             case .host: hosts += 1
-            case .range: head.range = value()
-            case .ifMatch: head.ifMatch = value()
-            case .ifNoneMatch: head.ifNoneMatch = value()
-            case .ifModifiedSince: head.ifModifiedSince = value()
-            case .ifUnmodifiedSince: head.ifUnmodifiedSince = value()
-            case .ifRange: head.ifRange = value()
+            case .range: head.ask.range = value()
+            case .ifMatch: head.ask.ifMatch = value()
+            case .ifNoneMatch: head.ask.ifNoneMatch = value()
+            case .ifModifiedSince: head.ask.ifModifiedSince = value()
+            case .ifUnmodifiedSince: head.ask.ifUnmodifiedSince = value()
+            case .ifRange: head.ask.ifRange = value()
             case .authorization: head.authorization = value()
             case .connection:
                 let c = UnsafeRawBufferPointer(rebasing: p[v..<eol])

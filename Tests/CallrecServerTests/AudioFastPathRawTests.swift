@@ -172,7 +172,7 @@ struct AudioFastPathRawTests {
             Issue.record("not claimed whole")
             return
         }
-        #expect(head.length == bytes.count && head.range == "bytes=10-29" && head.target == signed)
+        #expect(head.length == bytes.count && head.ask.range == "bytes=10-29" && head.target == signed)
         FastPathMode.set(.raw, data: h.data.root)
         defer { FastPathMode.set(nil, data: h.data.root) }
         try await h.test { client in
