@@ -266,14 +266,7 @@ extension Transcoder {
 
         var tagList: [(String, String)] = [("UNIQUEID", tags.uniqueid), ("STARTED_AT", RecordingTags.iso(knownStart))]
         for s in allSources { tagList.append(("SOURCE_SHA256", s)) }
-        if let c = tags.company { tagList.append(("COMPANY", c)) }
-        if let a = tags.agent { tagList.append(("AGENT", a)) }
-        if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
-        tagList.append(("SOURCE_FORMAT", info.format.name))
-        if info.channels == 2 { tagList.append(("RECORDED_ROLE", recordedRole.rawValue)) }
-        var encoder = self.encoder
-        encoder.bitrate *= info.channels
-        tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
+        let encoder = encoder(for: info, tagging: &tagList, tags)
 
         // OpusHead as stored (its pre-skip is the stream's), with the new part's input rate, as a
         // re-encode would write it.

@@ -191,16 +191,7 @@ public struct Transcoder: Sendable {
         } else {
             tagList.append(("SOURCE_SHA256", String(repeating: "0", count: 64)))
         }
-        if let c = tags.company { tagList.append(("COMPANY", c)) }
-        if let a = tags.agent { tagList.append(("AGENT", a)) }
-        if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
-        tagList.append(("SOURCE_FORMAT", info.format.name))
-        if info.channels == 2 { tagList.append(("RECORDED_ROLE", recordedRole.rawValue)) }
-        // CALLREC_OPUS_BITRATE is per channel: a two-speaker call gets twice the bits, so each side
-        // is coded as well as a mono call would be.
-        var encoder = self.encoder
-        encoder.bitrate *= info.channels
-        tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
+        let encoder = encoder(for: info, tagging: &tagList, tags)
 
         let writer = try OggOpusWriter(
             output: file, encoderRate: rate, inputRate: info.sampleRate, channels: info.channels,
@@ -336,4 +327,22 @@ public struct Transcoder: Sendable {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+extension Transcoder {
+    /// The encoder for `info` — CALLREC_OPUS_BITRATE is per channel: a two-speaker call gets twice
+    /// the bits, so each side is coded as well as a mono call would be — with the tags that follow
+    /// the sources (company, agent, lead number, source format, recorded role, encoder) appended
+    /// to `tagList`: one place for a new recording and for an appended one.
+    func encoder(for info: SourceInfo, tagging tagList: inout [(String, String)], _ tags: RecordingTags) -> EncoderOptions {
+        if let c = tags.company { tagList.append(("COMPANY", c)) }
+        if let a = tags.agent { tagList.append(("AGENT", a)) }
+        if let l = tags.leadNumber { tagList.append(("LEAD_NUMBER", l)) }
+        tagList.append(("SOURCE_FORMAT", info.format.name))
+        if info.channels == 2 { tagList.append(("RECORDED_ROLE", recordedRole.rawValue)) }
+        var encoder = self.encoder
+        encoder.bitrate *= info.channels
+        tagList.append(("ENCODER", "callrec bitrate=\(encoder.bitrate) complexity=\(encoder.complexity)"))
+        return encoder
+    }
 }
