@@ -54,9 +54,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request this handler answers once its end has been read.
     private var claimed: Claim?
     /// Fast responses still being written; a quiesce (graceful shutdown) waits for them.
-    private var writing = 0
-    private var quiesce: Any?
-    private var quiescing = false
+    private var inFlight = AnswersInFlight()
     /// A request asked to close the connection: later ones are not read.
     private var closing = false
     /// The request being read asks to close the connection.
@@ -113,7 +111,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             lastOne = !head.isKeepAlive
             // Backpressure: past `maxWriting` unfinished answers, or with the socket's buffer full,
             // requests go to the router, which reads one at a time.
-            if routerOwes == 0, !quiescing, writing < Self.maxWriting, context.channel.isWritable, let claim = claim(head) {
+            if routerOwes == 0, !inFlight.quiescing, inFlight.writing < Self.maxWriting, context.channel.isWritable, let claim = claim(head) {
                 claimed = claim
                 forwarding = false
             } else {
@@ -144,14 +142,7 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Hummingbird closes idle connections on graceful shutdown; it cannot see our responses,
         // so it hears of the shutdown only once they are written.
-        if event is ChannelShouldQuiesceEvent {
-            quiescing = true
-            if writing > 0 {
-                quiesce = event
-                return
-            }
-        }
-        context.fireUserInboundEventTriggered(event)
+        if inFlight.passes(event) { context.fireUserInboundEventTriggered(event) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -415,18 +406,17 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         try? cork?.setOption(Self.tcpCork, value: 1)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: prepared.status, headers: headers))), promise: nil)
         if let body = prepared.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-        writing += 1
+        inFlight.started()
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         try? cork?.setOption(Self.tcpCork, value: 0)
         done.futureResult.assumeIsolated().whenComplete { [self] result in
             finished(claim, prepared)
-            writing -= 1
+            let held = inFlight.ended()
             if !keepAlive || (try? result.get()) == nil {
                 context.close(promise: nil)
-            } else if writing == 0, let event = quiesce {
-                quiesce = nil
-                context.fireUserInboundEventTriggered(event)
+            } else if let held {
+                context.fireUserInboundEventTriggered(held)
             }
         }
     }
@@ -512,6 +502,37 @@ final class AudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             all[key] = m
             return m
         }
+    }
+}
+
+/// The answers a fast path (`AudioFastPath`, `RawAudioFastPath`) is writing, and a graceful
+/// shutdown held back until they have left: Hummingbird closes idle connections when it hears of
+/// one, and it cannot see these answers.
+struct AnswersInFlight {
+    private(set) var writing = 0
+    /// A graceful shutdown began: no more answers are started here.
+    private(set) var quiescing = false
+    private var held: Any?
+    /// Nothing being written and no shutdown held back.
+    var idle: Bool { writing == 0 && held == nil }
+
+    mutating func started() { writing += 1 }
+
+    /// Whether an inbound event goes on now: a quiesce waits while answers are being written.
+    mutating func passes(_ event: Any) -> Bool {
+        guard event is ChannelShouldQuiesceEvent else { return true }
+        quiescing = true
+        guard writing > 0 else { return true }
+        held = event
+        return false
+    }
+
+    /// An answer has left; when it was the last, the quiesce held back (to fire now).
+    mutating func ended() -> Any? {
+        writing -= 1
+        guard writing == 0, let event = held else { return nil }
+        held = nil
+        return event
     }
 }
 

@@ -45,9 +45,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var pending: ByteBuffer?
     /// Everything goes to the codec from now on.
     private var handedOff = false
-    private var writing = 0
-    private var quiesce: Any?
-    private var quiescing = false
+    private var inFlight = AnswersInFlight()
     private var closing = false
     /// A row is being looked up for the request at the front of `pending`.
     private var lookingUp = false
@@ -83,7 +81,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         guard var buffer = pending else { return }
         pending = nil
         while buffer.readableBytes > 0 {
-            guard !quiescing, writing < AudioFastPath.maxWriting, context.channel.isWritable else {
+            guard !inFlight.quiescing, inFlight.writing < AudioFastPath.maxWriting, context.channel.isWritable else {
                 return handOff(buffer, context: context)
             }
             switch RawRequestHead.parse(buffer.readableBytesView) {
@@ -174,21 +172,14 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Out of the pipeline once handed off and nothing of its own is being written.
     private func leaveIfDone(_ context: ChannelHandlerContext) {
-        guard handedOff, writing == 0, quiesce == nil else { return }
+        guard handedOff, inFlight.idle else { return }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // As the fast path behind the codec: Hummingbird hears of a graceful shutdown only once
         // the answers written here have left.
-        if event is ChannelShouldQuiesceEvent {
-            quiescing = true
-            if writing > 0 {
-                quiesce = event
-                return
-            }
-        }
-        context.fireUserInboundEventTriggered(event)
+        if inFlight.passes(event) { context.fireUserInboundEventTriggered(event) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -210,7 +201,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         var fileFrom = prepared.fileRange?.lowerBound ?? 0
         // Straight to the socket when nothing of ours is queued in NIO (`DirectSocket`); what the
         // socket's buffer cannot take now goes on through NIO below.
-        if writing == 0, let fd = directDescriptor(context) {
+        if inFlight.writing == 0, let fd = directDescriptor(context) {
             var bytes: ByteBuffer?
             if case .byteBuffer(let b) = body { bytes = b }
             let range = prepared.fileRange
@@ -244,7 +235,7 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let cork = body != nil && AudioFastPath.corks ? context.channel.syncOptions : nil
         try? cork?.setOption(AudioFastPath.tcpCork, value: 1)
-        writing += 1
+        inFlight.started()
         let done = context.eventLoop.makePromise(of: Void.self)
         if let body {
             if head.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil) }
@@ -256,14 +247,11 @@ final class RawAudioFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let keepAlive = claim.keepAlive
         done.futureResult.assumeIsolated().whenComplete { [self, prepared] result in
             fastPath.finished(claim, prepared)
-            writing -= 1
+            let held = inFlight.ended()
             if !keepAlive || (try? result.get()) == nil {
                 context.close(promise: nil)
-            } else if writing == 0 {
-                if let event = quiesce {
-                    quiesce = nil
-                    context.fireUserInboundEventTriggered(event)
-                }
+            } else {
+                if let held { context.fireUserInboundEventTriggered(held) }
                 leaveIfDone(context)
             }
         }
