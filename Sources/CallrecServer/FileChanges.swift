@@ -28,8 +28,6 @@ final class FileChanges: @unchecked Sendable {
     /// Directories that cannot be watched (a network file system, or no watch left).
     private var refused = Set<String>()
     private var listeners: [ObjectIdentifier: Listener] = [:]
-    /// Event batches read (tests wait on it).
-    private(set) var batches = 0
 
     private struct Listener {
         weak var cache: OpenAudioCache?
@@ -158,7 +156,6 @@ final class FileChanges: @unchecked Sendable {
                         changed.append(directory + "/" + name)
                     }
                 }
-                batches += 1
             }
             if all {
                 notify { $0.invalidateAll() }
@@ -172,6 +169,4 @@ final class FileChanges: @unchecked Sendable {
         let caches = lock.withLock { listeners.values.compactMap(\.cache) }
         for cache in caches { body(cache) }
     }
-
-    var eventBatches: Int { lock.withLock { batches } }
 }
